@@ -14,6 +14,11 @@ use crate::toolchain;
 pub(crate) const MIRI_CRATES: &[(&str, &[&str])] = &[
     ("conc-core", &["--lib", "--tests"]),
     ("conc-limit", &["--lib", "--tests"]),
+    ("conc-group", &["--lib", "--tests"]),
+    ("conc-pool", &["--lib", "--tests"]),
+    ("conc-pipeline", &["--lib", "--tests"]),
+    ("conc-breaker", &["--lib", "--tests"]),
+    ("conc-shutdown", &["--lib", "--tests"]),
     (
         "conc-tests",
         &[

@@ -1,0 +1,3 @@
+//! Placeholder until the breaker benches land.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Placeholder until the group benches land.
+
+fn main() {}

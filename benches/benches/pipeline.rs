@@ -1,0 +1,3 @@
+//! Placeholder until the pipeline benches land.
+
+fn main() {}

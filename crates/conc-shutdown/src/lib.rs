@@ -1,0 +1,3 @@
+//! Graceful shutdown for tokio services: signals, named subsystems, ordered phases with deadlines, LIFO cleanup hooks and a report.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
