@@ -6,8 +6,9 @@
 //! - `gcra/check_saturated`: a low rate, so nearly every check is denied
 //!   (the read-only path a flood of rejected callers takes).
 //!
-//! Both read the time on every check from their default clock (ours:
-//! `std::time::Instant`; governor's: quanta). Contended runs follow
+//! Both read the time on every check from their default clock (ours: the
+//! system clock's `now_nanos`, the time-stamp counter anchored to
+//! `Instant::now`; governor's: quanta's, the time-stamp counter). Contended runs follow
 //! `per_thread_ops`'s convention: the reported time is one check's latency
 //! while the other threads check the same limiter.
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::timer::{Entry, TimerKey, TimerQueue, Timers};
 
+mod tsc;
+
 pub(crate) mod sealed {
     /// Keeps `Clock` implemented only here.
     pub trait Sealed {
@@ -38,6 +40,38 @@ pub(crate) mod sealed {
 pub trait Clock: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
     /// The current instant by this clock.
     fn now(&self) -> Instant;
+
+    /// The instant [`now_nanos`](Clock::now_nanos) counts from, fixed for
+    /// the clock's life: the instant a [`ManualClock`] was made; for
+    /// [`SystemClock`], an instant early in the process's life.
+    fn epoch(&self) -> Instant;
+
+    /// The current time by this clock as nanoseconds since
+    /// [`epoch`](Clock::epoch): the reading for hot paths that only compare
+    /// and subtract times (a rate limiter's check), and the cheaper one.
+    ///
+    /// On a [`ManualClock`] it is exactly `now() - epoch()`. On
+    /// [`SystemClock`] it comes from the CPU's time-stamp counter where that
+    /// counter is invariant (x86-64), scaled and re-anchored to
+    /// [`now`](Clock::now) every few milliseconds: about 9 ns instead of the
+    /// 20–30 ns of a `clock_gettime` call, and within a microsecond or so of
+    /// `now()`, so two readings taken on different threads a few hundred
+    /// nanoseconds apart may come in either order. Elsewhere it is
+    /// `now() - epoch()`. Saturates after 584 years.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_core::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let start = clock.now_nanos();
+    /// clock.advance(Duration::from_micros(3));
+    /// assert_eq!(clock.now_nanos() - start, 3_000);
+    /// assert_eq!(clock.epoch() + Duration::from_nanos(clock.now_nanos()), clock.now());
+    /// ```
+    fn now_nanos(&self) -> u64;
 
     /// A future that completes once this clock reads `deadline` or later.
     ///
@@ -90,6 +124,15 @@ impl sealed::Sealed for SystemClock {
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn epoch(&self) -> Instant {
+        tsc::epoch()
+    }
+
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        tsc::now_nanos()
     }
 }
 
@@ -217,6 +260,15 @@ impl sealed::Sealed for ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         self.shared.now()
+    }
+
+    fn epoch(&self) -> Instant {
+        self.shared.start
+    }
+
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        self.shared.offset_nanos.load(Ordering::Acquire)
     }
 }
 

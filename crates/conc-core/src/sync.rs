@@ -2,18 +2,19 @@
 //! loom's under `--cfg conc_loom` so the models in `token/loom_tests.rs`
 //! explore every interleaving of the protocol.
 //!
-//! Only what the cancellation protocol races on goes through here: the
-//! per-node lock and the cancelled flag. Reference counts stay on std's
+//! Only what a modelled protocol races on goes through here: the
+//! per-node lock and the cancelled flag, and the system clock's anchors
+//! (`clock/tsc.rs`). Reference counts stay on std's
 //! `Arc`/`Weak` (loom has no `Weak`), which is sound: the models check our
 //! protocol, not std's reference counting.
 
 #[cfg(not(conc_loom))]
-pub(crate) use std::sync::atomic::AtomicBool;
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 #[cfg(not(conc_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(conc_loom)]
-pub(crate) use loom::sync::atomic::AtomicBool;
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 #[cfg(conc_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 

@@ -29,6 +29,19 @@ pub trait Limiter: Send + Sync + 'static {
     /// admitted, or [`Denied::ExceedsBurst`] if they never can be at once.
     fn check_n_at(&self, now: Instant, n: u32) -> Result<(), Denied>;
 
+    /// Admits `n` events now, by this limiter's clock: `check_n_at(now(),
+    /// n)`, or a faster reading of the same clock where the limiter has one
+    /// ([`Gcra`](crate::Gcra) reads
+    /// [`Clock::now_nanos`](conc_core::Clock::now_nanos)).
+    ///
+    /// # Errors
+    ///
+    /// As [`check_n_at`](Limiter::check_n_at).
+    #[inline]
+    fn check_n(&self, n: u32) -> Result<(), Denied> {
+        self.check_n_at(self.now(), n)
+    }
+
     /// Whether, at `now`, this limiter would decide everything exactly as a
     /// [`fresh`](Limiter::fresh_at) one would: its state carries no
     /// information, so a keyed store may drop it.

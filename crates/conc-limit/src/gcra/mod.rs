@@ -47,6 +47,12 @@ const HORIZON: u64 = 1 << 62;
 /// A denied check says when to retry ([`Denied::NotUntil`]) and writes
 /// nothing, so a flood of rejected callers costs one shared read each.
 ///
+/// [`check`](Gcra::check) and [`check_n`](Gcra::check_n) read the clock
+/// the fast way, [`Clock::now_nanos`] (on the system clock, the CPU's
+/// time-stamp counter kept within a microsecond or so of
+/// `Instant::now`); the `_at` forms and the waits go by
+/// [`Clock::now`].
+///
 /// Limits change at run time ([`set_rate`](Gcra::set_rate),
 /// [`set_burst`](Gcra::set_burst)) while checks go on: checks never lock or
 /// wait for a change, and the events available at the moment of the change
@@ -116,6 +122,9 @@ pub struct Gcra<C: Clock = SystemClock> {
     burst: AtomicU64,
     /// The instant the TAT counts from; instants before it count as it.
     origin: Instant,
+    /// `origin` on the clock's nanosecond time line
+    /// ([`Clock::now_nanos`]), for checks at the clock's current time.
+    origin_nanos: u64,
     clock: C,
     waiters: WaiterCap,
     /// Serializes `set_rate` and `set_burst` (cold path); checks never
@@ -147,16 +156,19 @@ impl<C: Clock> Gcra<C> {
         if burst == 0 {
             return Err(ConfigError::ZeroBurst);
         }
-        let origin = clock.now();
+        let origin = clock.now_nanos();
         Ok(Gcra::from_parts(interval_of(rate), u64::from(burst), origin, clock, WaiterCap::unbounded()))
     }
 
-    fn from_parts(interval: u64, burst: u64, origin: Instant, clock: C, waiters: WaiterCap) -> Gcra<C> {
+    /// A full limiter counting from `origin_nanos` on `clock`'s nanosecond
+    /// time line.
+    fn from_parts(interval: u64, burst: u64, origin_nanos: u64, clock: C, waiters: WaiterCap) -> Gcra<C> {
         Gcra {
             tat: AtomicU64::new(0),
             interval: AtomicU64::new(interval),
             burst: AtomicU64::new(burst),
-            origin,
+            origin: clock.epoch() + Duration::from_nanos(origin_nanos),
+            origin_nanos,
             clock,
             waiters,
             setting: Mutex::new(()),
@@ -171,7 +183,7 @@ impl<C: Clock> Gcra<C> {
     /// admitted if nothing else is admitted meanwhile.
     #[inline]
     pub fn check(&self) -> Result<(), Denied> {
-        self.check_n_at(self.clock.now(), 1)
+        self.check_nanos(self.nanos_now(), 1)
     }
 
     /// Admits `n` events now, all or none, or says when they would be
@@ -185,7 +197,7 @@ impl<C: Clock> Gcra<C> {
     /// [`Rate::INFINITE`]).
     #[inline]
     pub fn check_n(&self, n: u32) -> Result<(), Denied> {
-        self.check_n_at(self.clock.now(), n)
+        self.check_nanos(self.nanos_now(), n)
     }
 
     /// [`check`](Gcra::check) at an explicit instant `now` (by this
@@ -212,6 +224,13 @@ impl<C: Clock> Gcra<C> {
     /// As [`check_n`](Gcra::check_n).
     #[inline]
     pub fn check_n_at(&self, now: Instant, n: u32) -> Result<(), Denied> {
+        self.check_nanos(self.nanos_since_origin(now), n)
+    }
+
+    /// The check at `now` nanoseconds since the origin (at most
+    /// [`HORIZON`]).
+    #[inline]
+    fn check_nanos(&self, now: u64, n: u32) -> Result<(), Denied> {
         if n == 0 {
             return Ok(());
         }
@@ -226,7 +245,6 @@ impl<C: Clock> Gcra<C> {
             if n > burst {
                 return Err(exceeds_burst(n, burst));
             }
-            let now = self.nanos_since_origin(now);
             // The events fit while the TAT, moved on by their cost, stays
             // within `burst` intervals of now: admitted iff
             // `tat - slack <= now`.
@@ -421,6 +439,13 @@ impl<C: Clock> Gcra<C> {
         u32::try_from(burst.saturating_sub(owed)).unwrap_or(u32::MAX)
     }
 
+    /// Nanoseconds from the origin to the clock's current time (read the
+    /// fast way, [`Clock::now_nanos`]), at most [`HORIZON`].
+    #[inline]
+    fn nanos_now(&self) -> u64 {
+        self.clock.now_nanos().saturating_sub(self.origin_nanos).min(HORIZON)
+    }
+
     /// Nanoseconds from the origin to `now`, 0 for earlier instants, at most
     /// [`HORIZON`]. Avoids `Duration::as_nanos`'s `u128`.
     #[inline]
@@ -467,10 +492,11 @@ impl<C: Clock + Clone> Limiter for Gcra<C> {
     fn fresh_at(&self, now: Instant) -> Self {
         let waiters = WaiterCap::unbounded();
         waiters.set_max(self.waiters.max());
+        let since_epoch = now.saturating_duration_since(self.clock.epoch());
         Gcra::from_parts(
             self.interval.load(Ordering::Relaxed),
             self.burst.load(Ordering::Relaxed),
-            now,
+            u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),
             self.clock.clone(),
             waiters,
         )
@@ -479,6 +505,11 @@ impl<C: Clock + Clone> Limiter for Gcra<C> {
     #[inline]
     fn check_n_at(&self, now: Instant, n: u32) -> Result<(), Denied> {
         Gcra::check_n_at(self, now, n)
+    }
+
+    #[inline]
+    fn check_n(&self, n: u32) -> Result<(), Denied> {
+        Gcra::check_n(self, n)
     }
 
     /// Idle once the TAT is not after `now`: the limiter is full again, as

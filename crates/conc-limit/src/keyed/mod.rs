@@ -315,7 +315,7 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
     {
-        self.check_n_at(key, self.template.now(), 1)
+        self.check_n(key, 1)
     }
 
     /// Admits `n` events for `key` now, all or none.
@@ -330,7 +330,14 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
     {
-        self.check_n_at(key, self.template.now(), n)
+        let hash = self.hasher.hash_one(key);
+        let shard = self.shard(hash);
+        // A stored key's limiter reads the clock itself, the fast way
+        // (`Limiter::check_n`); only a new key needs the instant.
+        if let Some(checked) = check_stored(shard, hash, key, |limiter| limiter.check_n(n)) {
+            return checked;
+        }
+        self.check_new_key(shard, hash, key, n, self.template.now())
     }
 
     /// [`check`](Keyed::check) at an explicit instant `now`.
@@ -364,11 +371,8 @@ where
     {
         let hash = self.hasher.hash_one(key);
         let shard = self.shard(hash);
-        {
-            let map = read(&shard.map);
-            if let Some(entry) = map.entries.get(&(hash, key) as &dyn Lookup<Q>) {
-                return entry.limiter.check_n_at(now, n).map_err(KeyedError::Denied);
-            }
+        if let Some(checked) = check_stored(shard, hash, key, |limiter| limiter.check_n_at(now, n)) {
+            return checked;
         }
         self.check_new_key(shard, hash, key, n, now)
     }
@@ -539,6 +543,24 @@ where
 /// Locks for reading, ignoring poisoning: a shard's map is changed only by
 /// `insert` and `retain`, and a limiter check that panics leaves its atomic
 /// state as it was.
+/// `check` on `key`'s limiter if `shard` stores one (the hit path: the
+/// shard's read lock, then the limiter), `None` if it does not.
+#[inline]
+fn check_stored<K, L, Q>(
+    shard: &Shard<K, L>,
+    hash: u64,
+    key: &Q,
+    check: impl FnOnce(&L) -> Result<(), Denied>,
+) -> Option<Result<(), KeyedError>>
+where
+    K: Hash + Eq + Borrow<Q>,
+    Q: ?Sized + Hash + Eq,
+{
+    let map = read(&shard.map);
+    let entry = map.entries.get(&(hash, key) as &dyn Lookup<Q>)?;
+    Some(check(&entry.limiter).map_err(KeyedError::Denied))
+}
+
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
