@@ -7,13 +7,16 @@
 //! `retain_recent` and `Keyed` does itself). Every time rule runs on a
 //! `ManualClock`.
 
-use std::sync::Barrier;
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
-use conc_core::{Clock, ManualClock};
-use conc_limit::{ConfigError, Denied, Gcra, Keyed, Limiter, Rate};
+use conc_core::{Cause, Clock, ManualClock, Token};
+use conc_limit::{ConfigError, Denied, Gcra, Keyed, KeyedWaitError, Limiter, Rate, WaitError};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -222,4 +225,94 @@ fn debug_shows_the_size_and_the_template() {
     assert!(debug.contains("len: 1") && debug.contains("max_keys: Some(10)") && debug.contains("Gcra"), "{debug}");
     let builder = format!("{:?}", Keyed::<u32, _>::builder(template(1).1).max_keys(5));
     assert!(builder.contains("max_keys: Some(5)"), "{builder}");
+}
+
+fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+// Governor's `until_key_ready`: a key's waiter sleeps until its own
+// limiter admits, whatever the other keys do.
+#[test]
+fn a_key_waits_for_its_own_turn_only() {
+    let (clock, gcra) = template(1);
+    let keyed: Keyed<String, _> = Keyed::new(gcra);
+    keyed.check("alice").unwrap();
+    let mut alice = pin!(keyed.until_ready("alice"));
+    assert!(poll_once(alice.as_mut()).is_pending(), "alice spent her burst");
+    assert_eq!(poll_once(pin!(keyed.until_ready("bob"))), Poll::Ready(Ok(())), "bob is not held up");
+    clock.advance(MS / 2);
+    assert!(poll_once(alice.as_mut()).is_pending());
+    clock.advance(MS / 2);
+    assert_eq!(poll_once(alice.as_mut()), Poll::Ready(Ok(())));
+    assert!(keyed.check("alice").is_err(), "the wait took alice's event");
+}
+
+#[test]
+fn keyed_waits_fail_at_once_where_waiting_cannot_help() {
+    let (clock, gcra) = template(2);
+    let keyed: Keyed<u32, _> = Keyed::builder(gcra).max_keys(1).shards(1).build().unwrap();
+    let cancelled = Token::new();
+    cancelled.cancel();
+    // Go's order: more than the burst before a cancelled token.
+    let too_many = WaitError::ExceedsBurst { requested: 3, burst: 2 };
+    assert_eq!(keyed.until_n_ready_until_blocking(&1, 3, &cancelled), Err(KeyedWaitError::Wait(too_many)));
+    assert_eq!(
+        keyed.until_n_ready_until_blocking(&1, 1, &cancelled),
+        Err(KeyedWaitError::Wait(WaitError::Cancelled(Cause::Cancelled)))
+    );
+    keyed.check_n(&1, 2).unwrap();
+    assert_eq!(keyed.until_n_ready_blocking(&2, 1), Err(KeyedWaitError::TooManyKeys { max: 1 }), "key 1 holds state");
+    let soon = Token::with_clock(clock.clone()).with_timeout(MS / 2);
+    assert_eq!(
+        keyed.until_n_ready_until_blocking(&1, 1, &soon),
+        Err(KeyedWaitError::Wait(WaitError::DeadlineTooSoon {
+            ready_at: clock.now() + MS,
+            deadline: clock.now() + MS / 2
+        }))
+    );
+}
+
+#[test]
+fn the_templates_max_waiters_caps_the_waiters_of_all_keys() {
+    let (clock, gcra) = template(1);
+    gcra.set_max_waiters(Some(1));
+    let keyed: Keyed<u32, _> = Keyed::new(gcra);
+    keyed.check(&1).unwrap();
+    keyed.check(&2).unwrap();
+    let mut first = pin!(keyed.until_ready(&1));
+    assert!(poll_once(first.as_mut()).is_pending());
+    assert_eq!(keyed.template().waiters(), 1);
+    assert_eq!(
+        poll_once(pin!(keyed.until_ready(&2))),
+        Poll::Ready(Err(KeyedWaitError::Wait(WaitError::TooManyWaiters { max: 1 }))),
+        "another key's waiter is shed"
+    );
+    assert_eq!(poll_once(pin!(keyed.until_ready(&3))), Poll::Ready(Ok(())), "a key that need not wait is admitted");
+    clock.advance(MS);
+    assert_eq!(poll_once(first.as_mut()), Poll::Ready(Ok(())));
+    assert_eq!(keyed.template().waiters(), 0, "the waiter left the cap");
+}
+
+#[test]
+fn a_blocked_thread_wakes_when_its_key_is_ready_and_a_token_ends_a_wait() {
+    let (clock, gcra) = template(1);
+    let keyed: Arc<Keyed<u32, _>> = Arc::new(Keyed::new(gcra));
+    keyed.check(&7).unwrap();
+    let token = Token::new();
+    let waiter = {
+        let keyed = Arc::clone(&keyed);
+        thread::spawn(move || keyed.until_n_ready_blocking(&7, 1))
+    };
+    let cancelled = {
+        let (keyed, token) = (Arc::clone(&keyed), token.clone());
+        thread::spawn(move || keyed.until_n_ready_until_blocking(&7, 1, &token))
+    };
+    while keyed.template().waiters() < 2 {
+        thread::yield_now();
+    }
+    token.cancel();
+    assert_eq!(cancelled.join().unwrap(), Err(KeyedWaitError::Wait(WaitError::Cancelled(Cause::Cancelled))));
+    clock.advance(MS);
+    assert_eq!(waiter.join().unwrap(), Ok(()));
 }

@@ -62,7 +62,7 @@ mod waiters;
 
 pub use error::{ConfigError, Denied, WaitError};
 pub use gcra::Gcra;
-pub use keyed::{Keyed, KeyedBuilder, KeyedError};
+pub use keyed::{Keyed, KeyedBuilder, KeyedError, KeyedWaitError};
 pub use limiter::Limiter;
 pub use rate::{Rate, RateError};
 pub use semaphore::Semaphore;

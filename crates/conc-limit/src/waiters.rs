@@ -3,8 +3,12 @@
 //! queueing, which turns overload into a fast typed error.
 
 use std::fmt;
+use std::time::Instant;
+
+use conc_core::{Clock, Token};
 
 use crate::sync::{AtomicUsize, Ordering};
+use crate::{Denied, WaitError};
 
 /// Counts waiters and admits at most `max` at once.
 pub(crate) struct WaiterCap {
@@ -51,6 +55,53 @@ impl WaiterCap {
                 Err(actual) => current = actual,
             }
         }
+    }
+}
+
+/// The wait of a limiter that reserves nothing ahead (GCRA, keyed GCRA):
+/// `check` says `None` when the events are admitted, else the instant to
+/// retry at; this sleeps on `clock` until then (ending early if `token` is
+/// cancelled) and checks again, as one of at most `cap`'s waiters.
+pub(crate) async fn retry_until_admitted<C, E>(
+    clock: &C,
+    cap: &WaiterCap,
+    token: Option<&Token>,
+    mut check: impl FnMut() -> Result<Option<Instant>, E>,
+) -> Result<(), E>
+where
+    C: Clock,
+    E: From<WaitError>,
+{
+    if let Some(cause) = token.and_then(Token::cause) {
+        return Err(WaitError::Cancelled(cause).into());
+    }
+    let Some(mut retry_at) = check()? else {
+        return Ok(());
+    };
+    let _waiting = cap.enter().map_err(|max| WaitError::TooManyWaiters { max })?;
+    loop {
+        let sleep = clock.sleep_until(retry_at);
+        match token {
+            Some(token) => token.run_until_cancelled(sleep).await.map_err(WaitError::Cancelled)?,
+            None => sleep.await,
+        }
+        retry_at = match check()? {
+            Some(at) => at,
+            None => return Ok(()),
+        };
+    }
+}
+
+/// What a denied check means to a waiter: the instant to retry at, or why
+/// waiting cannot help (more than the burst; `token`'s deadline comes no
+/// later than the events would be admitted).
+pub(crate) fn retry_at(denied: Denied, token: Option<&Token>) -> Result<Instant, WaitError> {
+    match denied {
+        Denied::ExceedsBurst { requested, burst } => Err(WaitError::ExceedsBurst { requested, burst }),
+        Denied::NotUntil(ready_at) => match token.and_then(Token::deadline) {
+            Some(deadline) if deadline <= ready_at => Err(WaitError::DeadlineTooSoon { ready_at, deadline }),
+            _ => Ok(ready_at),
+        },
     }
 }
 

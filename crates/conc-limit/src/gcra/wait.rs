@@ -1,13 +1,12 @@
 //! Waiting for a [`Gcra`] to admit: async, cancellable and blocking forms.
 
-use std::time::Instant;
-
+use conc_core::task::block_on;
 use conc_core::{Clock, Token};
 
 use super::Gcra;
+use crate::WaitError;
 use crate::sync::Ordering;
-use crate::{Denied, WaitError};
-use conc_core::task::block_on;
+use crate::waiters::{retry_at, retry_until_admitted};
 
 impl<C: Clock> Gcra<C> {
     /// Waits until one event is admitted, sleeping on the limiter's clock.
@@ -111,43 +110,22 @@ impl<C: Clock> Gcra<C> {
         self.waiters.current()
     }
 
+    /// The cap on waiters, for a [`Keyed`](crate::Keyed) whose template
+    /// this is: its waits, over all keys, count against it.
+    pub(crate) fn waiter_cap(&self) -> &crate::waiters::WaiterCap {
+        &self.waiters
+    }
+
     async fn wait(&self, n: u32, token: Option<&Token>) -> Result<(), WaitError> {
         let interval = self.interval.load(Ordering::Relaxed);
         let burst = self.burst();
         if interval != 0 && n > burst {
             return Err(WaitError::ExceedsBurst { requested: n, burst });
         }
-        if let Some(token) = token {
-            if let Some(cause) = token.cause() {
-                return Err(WaitError::Cancelled(cause));
-            }
-        }
-        let Some(mut retry_at) = self.retry_instant(n, token)? else {
-            return Ok(());
-        };
-        let _waiting = self.waiters.enter().map_err(|max| WaitError::TooManyWaiters { max })?;
-        loop {
-            let sleep = self.clock.sleep_until(retry_at);
-            match token {
-                Some(token) => token.run_until_cancelled(sleep).await.map_err(WaitError::Cancelled)?,
-                None => sleep.await,
-            }
-            retry_at = match self.retry_instant(n, token)? {
-                Some(at) => at,
-                None => return Ok(()),
-            };
-        }
-    }
-
-    /// Checks now: `None` if admitted, else the instant to retry at.
-    fn retry_instant(&self, n: u32, token: Option<&Token>) -> Result<Option<Instant>, WaitError> {
-        match self.check_n_at(self.clock.now(), n) {
+        retry_until_admitted(&self.clock, &self.waiters, token, || match self.check_n_at(self.clock.now(), n) {
             Ok(()) => Ok(None),
-            Err(Denied::ExceedsBurst { requested, burst }) => Err(WaitError::ExceedsBurst { requested, burst }),
-            Err(Denied::NotUntil(ready_at)) => match token.and_then(Token::deadline) {
-                Some(deadline) if deadline <= ready_at => Err(WaitError::DeadlineTooSoon { ready_at, deadline }),
-                _ => Ok(Some(ready_at)),
-            },
-        }
+            Err(denied) => retry_at(denied, token).map(Some),
+        })
+        .await
     }
 }

@@ -11,6 +11,7 @@
 //! `max_keys`.
 
 mod lookup;
+mod wait;
 
 #[cfg(all(test, not(conc_loom)))]
 mod tests;
@@ -25,6 +26,7 @@ use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use self::lookup::{BuildPassThrough, Lookup, Slot};
+pub use self::wait::KeyedWaitError;
 use crate::{ConfigError, Denied, Limiter};
 
 /// At most this many shards: the shard index is taken from 16 bits of the
@@ -120,8 +122,9 @@ impl KeyedError {
 /// checks on one key race only on that limiter. Inserting and evicting take
 /// one shard's write lock at a time.
 ///
-/// Keyed waiting (`until_ready` per key) is not offered: check, and sleep
-/// until [`KeyedError::retry_at`].
+/// With a [`Gcra`](crate::Gcra) template, a caller can also wait for its
+/// key ([`until_ready`](Keyed::until_ready) and its forms); with other
+/// templates, check and sleep until [`KeyedError::retry_at`].
 ///
 /// # Examples
 ///
