@@ -42,6 +42,8 @@ pub(crate) const MIRI_CRATES: &[(&str, &[&str])] = &[
             "limit_sliding_window",
             "--test",
             "limit_token_bucket_conformance",
+            "--test",
+            "shutdown_scenarios",
         ],
     ),
 ];
