@@ -11,6 +11,14 @@ impl Clock for FrozenClock {
     fn now(&self) -> Instant {
         self.0
     }
+
+    fn epoch(&self) -> Instant {
+        self.0
+    }
+
+    fn now_nanos(&self) -> u64 {
+        0
+    }
 }
 
 fn main() {}
