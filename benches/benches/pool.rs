@@ -15,8 +15,8 @@
 //!   the `threadpool` crate's `execute`. One iteration is the whole batch.
 //! - memory per queued job, measured once with a counting allocator and
 //!   printed to stderr: the bytes allocated per job while 10,000 jobs wait
-//!   behind a busy worker (the queue entry, the job, its handle's shared
-//!   state).
+//!   behind a busy worker (for ours: the job, sharing one allocation
+//!   with its handle's state).
 //!
 //! Every job counts down one shared `Countdown` that the bench thread
 //! waits on, for every implementation alike; pools and runtimes are built

@@ -19,14 +19,26 @@ use crate::error::{AnyJob, SubmitError};
 use crate::gate::{Gate, Refused};
 use crate::job::{JobId, Outcome, Returned};
 use crate::queue::{Empty, Queue};
+use crate::running::{JobSlot, Running};
 use crate::shutdown::ShutdownReport;
 use crate::stats::{Counters, Stats};
 
+impl<E: ?Sized + Entry> Drop for Core<E> {
+    /// Jobs can be left queued only if every worker died under the pool
+    /// (its runtime shut down): their handles get them back unrun rather
+    /// than waiting for nothing.
+    fn drop(&mut self) {
+        while let Ok(entry) = self.queue.try_pop() {
+            drop(entry.not_run());
+        }
+    }
+}
+
 /// A queued job, whatever its kind.
-pub(crate) trait Entry: Send + 'static {
+pub(crate) trait Entry: Send + Sync + 'static {
     /// Gives the job back unrun: its outcome, and its input when its
     /// handle is gone and the input must go to the shutdown report.
-    fn not_run(self: Box<Self>) -> (Outcome, Option<(JobId, AnyJob)>);
+    fn not_run(self: Arc<Self>) -> (Outcome, Option<(JobId, AnyJob)>);
 }
 
 /// Why an admission failed.
@@ -65,7 +77,7 @@ pub(crate) enum Next<T> {
 /// Starts one worker for the core; `false` if it could not be started.
 pub(crate) type Spawn<E> = Box<dyn Fn(&Arc<Core<E>>) -> bool + Send + Sync>;
 
-pub(crate) struct Core<E: ?Sized> {
+pub(crate) struct Core<E: ?Sized + Entry> {
     pub(crate) name: String,
     gate: Gate,
     capacity: usize,
@@ -75,7 +87,7 @@ pub(crate) struct Core<E: ?Sized> {
     max: AtomicUsize,
     pub(crate) idle_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
-    queue: Queue<Box<E>>,
+    queue: Queue<Arc<E>>,
     /// Wakes submitters waiting for room (see `pass_room_on`).
     room: Event,
     /// Submitters waiting for room: a finishing job notifies `room` only
@@ -87,9 +99,14 @@ pub(crate) struct Core<E: ?Sized> {
     exited: Event,
     pub(crate) counters: Counters,
     returned: Returned,
-    /// The root of every worker's token: a shutdown past its deadline
-    /// cancels it.
+    /// Cancelled by a shutdown past its deadline; a job started after
+    /// that gets a cancelled token.
     pub(crate) token: Token,
+    /// Makes each job's token: a new root on the pool's clock, so a job
+    /// costs no lock on a shared parent.
+    new_token: Arc<dyn Fn() -> Token + Send + Sync>,
+    /// The jobs' tokens, for a shutdown past its deadline to cancel.
+    running: Running,
     /// Set by a shutdown past its deadline: dequeued jobs are handed back.
     draining: AtomicBool,
     pub(crate) tasks: TaskCounter,
@@ -116,6 +133,8 @@ impl<E: ?Sized + Entry> Core<E> {
             counters: Counters::default(),
             returned: Mutex::new(Vec::new()),
             token: builder.root.child(),
+            new_token: builder.new_token.clone(),
+            running: Running::default(),
             draining: AtomicBool::new(false),
             tasks: builder.tasks.clone(),
             next_worker: AtomicUsize::new(0),
@@ -180,7 +199,7 @@ impl<E: ?Sized + Entry> Core<E> {
             let listener = self.room.listen();
             // Room may have been made before this waiter was counted or
             // listening: look again now that any later finish notifies it.
-            // Pairs with the fence in `finish`.
+            // Pairs with `finish` (its `SeqCst` leave, then load).
             fence(Ordering::SeqCst);
             match self.gate.try_enter(self.limit.load(Ordering::Relaxed)) {
                 Ok(()) => {
@@ -224,7 +243,7 @@ impl<E: ?Sized + Entry> Core<E> {
 
     /// Queues an admitted job, starting a worker if none is idle and the
     /// pool may grow.
-    pub(crate) fn push(self: &Arc<Self>, entry: Box<E>) {
+    pub(crate) fn push(self: &Arc<Self>, entry: Arc<E>) {
         // Unbounded: the gate bounds it. Pushing fails only once the gate
         // drained, which cannot happen while this job holds its place.
         if let Err(entry) = self.queue.push(entry) {
@@ -232,7 +251,12 @@ impl<E: ?Sized + Entry> Core<E> {
             self.finish_unrun(outcome, leftover);
             return;
         }
-        self.counters.saw_queued(self.queue.len());
+        // The queue never holds more than the jobs in flight: while those
+        // are no more than the high-water mark, the queue's length (its
+        // head is written by every worker's pop) need not be read.
+        if self.gate.in_flight() > self.counters.peak_queued() {
+            self.counters.saw_queued(self.queue.len());
+        }
         self.grow_if_needed();
     }
 
@@ -272,13 +296,13 @@ impl<E: ?Sized + Entry> Core<E> {
     }
 
     /// Takes the next job without waiting.
-    pub(crate) fn try_next(&self) -> Result<Box<E>, Empty> {
+    pub(crate) fn try_next(&self) -> Result<Arc<E>, Empty> {
         self.queue.try_pop()
     }
 
     /// Polls the queue a little before a thread parks: a job that comes
     /// within a few hundred nanoseconds costs no sleep and wake-up.
-    pub(crate) fn spin_for_next(&self) -> Option<Box<E>> {
+    pub(crate) fn spin_for_next(&self) -> Option<Arc<E>> {
         for round in 0..SPINS {
             if round % 8 == 7 {
                 std::thread::yield_now();
@@ -295,7 +319,7 @@ impl<E: ?Sized + Entry> Core<E> {
     }
 
     /// Waits for the next job, or for a reason to stop waiting.
-    pub(crate) async fn next(&self) -> Next<Box<E>> {
+    pub(crate) async fn next(&self) -> Next<Arc<E>> {
         let wake = self.wake.listen();
         if self.above_max() {
             return Next::Woken;
@@ -367,13 +391,26 @@ impl<E: ?Sized + Entry> Core<E> {
         self.exited.notify(usize::MAX);
     }
 
+    /// A worker's slot for its jobs' tokens, held while the worker lives.
+    pub(crate) fn job_slot(&self) -> JobSlot<'_> {
+        self.running.slot()
+    }
+
+    /// A new token for the job a worker is about to run; it is cancelled
+    /// by a shutdown past its deadline, even one that comes as it starts.
+    pub(crate) fn job_token(&self, slot: &JobSlot<'_>) -> Token {
+        let token = (self.new_token)();
+        slot.publish(&token, &self.token);
+        token
+    }
+
     /// Whether a shutdown past its deadline wants dequeued jobs handed back.
     pub(crate) fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
 
     /// Hands an unrun job back and records its outcome.
-    pub(crate) fn give_back(&self, entry: Box<E>) {
+    pub(crate) fn give_back(&self, entry: Arc<E>) {
         let (outcome, leftover) = entry.not_run();
         self.finish_unrun(outcome, leftover);
     }
@@ -393,9 +430,9 @@ impl<E: ?Sized + Entry> Core<E> {
             self.end();
             return;
         }
-        // Pairs with the waiter's count-then-try: either it sees this
+        // Pairs with the waiter's count-then-try (its count and fence are
+        // `SeqCst`, as are `leave` and this load): either it sees this
         // job's room, or this sees it waiting.
-        fence(Ordering::SeqCst);
         if self.room_waiters.load(Ordering::SeqCst) > 0 {
             // Wake waiting submitters once an eighth of the pool's places
             // are free rather than at every single one: a submitter that
@@ -464,7 +501,7 @@ impl<E: ?Sized + Entry> Core<E> {
         .await;
         if !drained {
             self.draining.store(true, Ordering::Release);
-            self.token.cancel();
+            self.running.cancel_all(&self.token);
             while let Ok(entry) = self.queue.try_pop() {
                 self.give_back(entry);
             }

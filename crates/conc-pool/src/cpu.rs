@@ -12,56 +12,75 @@ use conc_core::task::block_on;
 use crate::builder::Builder;
 use crate::core::{Core, Entry, Next, Spawn};
 use crate::error::{AnyJob, BuildError, JobError, SubmitError};
-use crate::job::{Control, JobHandle, JobId, Outcome, Sink};
+use crate::job::{Completion, JobHandle, JobId, Outcome, Owned, Shared, Sink};
 use crate::queue::Empty;
 use crate::shutdown::ShutdownReport;
 use crate::stats::Stats;
 
 /// A queued CPU job.
 pub(crate) trait CpuEntry: Entry {
-    /// Runs the job under a child of `worker`'s token and delivers its outcome.
-    fn run(self: Box<Self>, worker: &Token) -> Outcome;
+    /// Runs the job under `token` and delivers its outcome.
+    fn run(self: Arc<Self>, token: Token) -> Outcome;
+}
+
+/// Runs a blocking job, catching its panic.
+fn call<F, T>(job: F, token: Token) -> Result<T, JobError<F>>
+where
+    F: FnOnce(Token) -> T,
+{
+    catch_unwind(AssertUnwindSafe(|| job(token))).map_err(JobError::Panicked)
+}
+
+impl<F, T> CpuEntry for Shared<T, F>
+where
+    F: FnOnce(Token) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Arc<Self>, token: Token) -> Outcome {
+        match self.start(&token) {
+            Some((job, true)) => {
+                let result = call(job, token);
+                Completion::new(self).deliver(result).0
+            }
+            // Detached: nobody is left to take the outcome.
+            Some((job, false)) => Outcome::of(&call(job, token)),
+            None => Completion::new(self).deliver(Err(JobError::Cancelled)).0,
+        }
+    }
 }
 
 pub(crate) struct CpuJob<F, S> {
     pub(crate) id: JobId,
     pub(crate) job: F,
-    /// The handle's cancel switch; `None` where no handle can cancel.
-    pub(crate) control: Option<Arc<Control>>,
     pub(crate) sink: S,
 }
 
-impl<F, T, S> Entry for CpuJob<F, S>
+impl<F, T, S> Entry for Owned<CpuJob<F, S>>
 where
     F: FnOnce(Token) -> T + Send + 'static,
     S: Sink<F, T>,
 {
-    fn not_run(self: Box<Self>) -> (Outcome, Option<(JobId, AnyJob)>) {
-        let CpuJob { id, job, sink, .. } = *self;
+    fn not_run(self: Arc<Self>) -> (Outcome, Option<(JobId, AnyJob)>) {
+        let CpuJob { id, job, sink } = self.take();
         sink.deliver(id, Err(JobError::NotRun(job)))
     }
 }
 
-impl<F, T, S> CpuEntry for CpuJob<F, S>
+impl<F, T, S> CpuEntry for Owned<CpuJob<F, S>>
 where
     F: FnOnce(Token) -> T + Send + 'static,
     S: Sink<F, T>,
 {
-    fn run(self: Box<Self>, worker: &Token) -> Outcome {
-        let CpuJob { id, job, control, sink } = *self;
-        let token = worker.child();
-        let result = if control.as_ref().is_none_or(|control| control.start(&token)) {
-            catch_unwind(AssertUnwindSafe(|| job(sink.job_token(token)))).map_err(JobError::Panicked)
-        } else {
-            Err(JobError::Cancelled)
-        };
+    fn run(self: Arc<Self>, token: Token) -> Outcome {
+        let CpuJob { id, job, sink } = self.take();
+        let result = call(job, sink.job_token(token));
         sink.deliver(id, result).0
     }
 }
 
 /// A worker thread's loop; `true` if it retired (and already left the count).
 fn work(core: &Arc<Core<dyn CpuEntry>>) -> bool {
-    let token = core.token.child();
+    let slot = core.job_slot();
     loop {
         let entry = match core.try_next() {
             Ok(entry) => entry,
@@ -88,7 +107,7 @@ fn work(core: &Arc<Core<dyn CpuEntry>>) -> bool {
             continue;
         }
         core.counters.started();
-        let outcome = entry.run(&token);
+        let outcome = entry.run(core.job_token(&slot));
         core.counters.stopped();
         core.finish(outcome);
         if core.retire(false) {
@@ -188,9 +207,8 @@ impl CpuPool {
         F: FnOnce(Token) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let control = Arc::new(Control::new());
-        let (handle, sink) = JobHandle::new(id, control.clone());
-        self.core().push(Box::new(CpuJob { id, job, control: Some(control), sink }));
+        let (handle, shared) = JobHandle::new(id, job);
+        self.core().push(shared);
         handle
     }
 

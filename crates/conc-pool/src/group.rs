@@ -10,7 +10,7 @@ use conc_core::Token;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{AnyJob, BuildError, JobError, Panic, SubmitError};
-use crate::job::{JobId, Outcome, Sink};
+use crate::job::{JobId, Outcome, Owned, Sink};
 use crate::pool::{AsyncJob, Pool};
 
 /// What a [`Group`] does when one of its jobs fails.
@@ -228,7 +228,7 @@ impl<T: Send + 'static, E: Send + 'static> Group<T, E> {
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         let sink = GroupSink { tx: self.tx.clone(), token: self.token.clone(), policy: self.policy, _permit: permit };
-        self.pool.core().push(Box::new(AsyncJob { id, job, control: None, sink }));
+        self.pool.core().push(Owned::new(AsyncJob { id, job, sink }));
         id
     }
 

@@ -75,9 +75,10 @@
 //!   off by a shutdown comes back as `NotRun(job)` instead of vanishing.
 //! - `queue_capacity` counts jobs waiting beyond those running; 0 means
 //!   hand-off (a job is accepted only while a worker will take it).
-//! - Cancellation is Go's `context`: each job gets a child of its worker's
-//!   token. An async job whose token is cancelled is dropped at its next
-//!   await; a CPU job must check its token.
+//! - Cancellation is Go's `context`: each job gets its own token (on the
+//!   pool's clock), cancelled by its handle's `cancel` or by a shutdown
+//!   past its deadline. An async job whose token is cancelled is dropped
+//!   at its next await; a CPU job must check its token.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -91,6 +92,7 @@ mod job;
 mod pool;
 mod queue;
 mod results;
+mod running;
 mod shutdown;
 mod stats;
 mod sync;

@@ -13,64 +13,90 @@ use futures_lite::FutureExt;
 use crate::builder::Builder;
 use crate::core::{Core, Entry, Next, Spawn};
 use crate::error::{AnyJob, BuildError, JobError, SubmitError};
-use crate::job::{Control, JobHandle, JobId, Outcome, Sink};
+use crate::job::{Completion, JobHandle, JobId, Outcome, Owned, Shared, Sink};
 use crate::queue::Empty;
 use crate::shutdown::ShutdownReport;
 use crate::stats::Stats;
 
 /// A queued async job.
 pub(crate) trait AsyncEntry: Entry {
-    /// Starts the job under a child of `worker`'s token; the future runs it
-    /// to its outcome and delivers it.
-    fn run(self: Box<Self>, worker: &Token) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
+    /// Starts the job under `token`; the future runs it to its outcome and
+    /// delivers it.
+    fn run(self: Arc<Self>, token: Token) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
 }
 
 pub(crate) struct AsyncJob<F, S> {
     pub(crate) id: JobId,
     pub(crate) job: F,
-    /// The handle's cancel switch; `None` where no handle can cancel.
-    pub(crate) control: Option<Arc<Control>>,
     pub(crate) sink: S,
 }
 
-impl<F, Fut, S> Entry for AsyncJob<F, S>
+/// Calls an async job and drives its future until it ends or `token` is
+/// cancelled, catching its panics.
+async fn drive<F, Fut>(job: F, token: Token) -> Result<Fut::Output, JobError<F>>
+where
+    F: FnOnce(Token) -> Fut,
+    Fut: Future,
+{
+    match catch_unwind(AssertUnwindSafe(|| job(token.clone()))) {
+        Err(payload) => Err(JobError::Panicked(payload)),
+        // One catch around the race also catches a panic from
+        // dropping a cancelled future, so no panic reaches the worker.
+        Ok(future) => match AssertUnwindSafe(token.run_until_cancelled(future)).catch_unwind().await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err(JobError::Cancelled),
+            Err(payload) => Err(JobError::Panicked(payload)),
+        },
+    }
+}
+
+impl<F, Fut> AsyncEntry for Shared<Fut::Output, F>
+where
+    F: FnOnce(Token) -> Fut + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    fn run(self: Arc<Self>, token: Token) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
+        match self.start(&token) {
+            Some((job, true)) => {
+                // Dropped unfinished (the runtime shut down under the
+                // worker), it leaves the handle `Cancelled`.
+                let completion = Completion::new(self);
+                Box::pin(async move {
+                    let result = drive(job, token).await;
+                    completion.deliver(result).0
+                })
+            }
+            // Detached: nobody is left to take the outcome.
+            Some((job, false)) => Box::pin(async move { Outcome::of(&drive(job, token).await) }),
+            None => Box::pin(std::future::ready(Completion::new(self).deliver(Err(JobError::Cancelled)).0)),
+        }
+    }
+}
+
+impl<F, Fut, S> Entry for Owned<AsyncJob<F, S>>
 where
     F: FnOnce(Token) -> Fut + Send + 'static,
     Fut: Future + Send + 'static,
     S: Sink<F, Fut::Output>,
 {
-    fn not_run(self: Box<Self>) -> (Outcome, Option<(JobId, AnyJob)>) {
-        let AsyncJob { id, job, sink, .. } = *self;
+    fn not_run(self: Arc<Self>) -> (Outcome, Option<(JobId, AnyJob)>) {
+        let AsyncJob { id, job, sink } = self.take();
         sink.deliver(id, Err(JobError::NotRun(job)))
     }
 }
 
-impl<F, Fut, S> AsyncEntry for AsyncJob<F, S>
+impl<F, Fut, S> AsyncEntry for Owned<AsyncJob<F, S>>
 where
     F: FnOnce(Token) -> Fut + Send + 'static,
     Fut: Future + Send + 'static,
     S: Sink<F, Fut::Output>,
 {
-    fn run(self: Box<Self>, worker: &Token) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
-        let AsyncJob { id, job, control, sink } = *self;
-        let token = worker.child();
-        if control.as_ref().is_some_and(|control| !control.start(&token)) {
-            let (outcome, _) = sink.deliver(id, Err(JobError::Cancelled));
-            return Box::pin(std::future::ready(outcome));
-        }
+    fn run(self: Arc<Self>, token: Token) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
+        let AsyncJob { id, job, sink } = self.take();
         let token = sink.job_token(token);
         Box::pin(async move {
-            let result = match catch_unwind(AssertUnwindSafe(|| job(token.clone()))) {
-                Err(payload) => Err(JobError::Panicked(payload)),
-                // One catch around the race also catches a panic from
-                // dropping a cancelled future, so no panic reaches the worker.
-                Ok(future) => match AssertUnwindSafe(token.run_until_cancelled(future)).catch_unwind().await {
-                    Ok(Ok(value)) => Ok(value),
-                    Ok(Err(_)) => Err(JobError::Cancelled),
-                    Err(payload) => Err(JobError::Panicked(payload)),
-                },
-            };
-            drop(control);
+            let result = drive(job, token).await;
             sink.deliver(id, result).0
         })
     }
@@ -78,7 +104,7 @@ where
 
 /// A worker task's loop; `true` if it retired (and already left the count).
 async fn work(core: Arc<Core<dyn AsyncEntry>>) -> bool {
-    let token = core.token.child();
+    let slot = core.job_slot();
     loop {
         let entry = match core.try_next() {
             Ok(entry) => entry,
@@ -105,7 +131,7 @@ async fn work(core: Arc<Core<dyn AsyncEntry>>) -> bool {
             continue;
         }
         core.counters.started();
-        let outcome = entry.run(&token).await;
+        let outcome = entry.run(core.job_token(&slot)).await;
         core.counters.stopped();
         core.finish(outcome);
         if core.retire(false) {
@@ -206,9 +232,8 @@ impl Pool {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        let control = Arc::new(Control::new());
-        let (handle, sink) = JobHandle::new(id, control.clone());
-        self.core().push(Box::new(AsyncJob { id, job, control: Some(control), sink }));
+        let (handle, shared) = JobHandle::new(id, job);
+        self.core().push(shared);
         handle
     }
 

@@ -50,8 +50,9 @@ impl<T> Queue<T> {
         match self.items.pop() {
             Ok(item) => {
                 // More wait: pass the wake-up on so another idle worker
-                // joins in.
-                if !self.items.is_empty() && self.idle.load(Ordering::Relaxed) > 0 {
+                // joins in. The idle count first: it rarely changes, while
+                // the queue's tail is written by every push.
+                if self.idle.load(Ordering::Relaxed) > 0 && !self.items.is_empty() {
                     self.ready.notify(1);
                 }
                 Ok(item)

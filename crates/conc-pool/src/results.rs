@@ -11,7 +11,7 @@ use futures_core::Stream;
 
 use crate::cpu::{CpuJob, CpuPool};
 use crate::error::{AnyJob, JobError, SubmitError};
-use crate::job::{JobId, Outcome, Sink};
+use crate::job::{JobId, Outcome, Owned, Sink};
 use crate::pool::{AsyncJob, Pool};
 
 /// One job's outcome on a [`ResultStream`]: its id and its value or error
@@ -108,7 +108,7 @@ impl<T: Send + 'static> Results<T, CpuPool> {
         F: FnOnce(Token) -> T + Send + 'static,
     {
         let sink = ResultSink { tx: self.tx.clone() };
-        self.pool.core().push(Box::new(CpuJob { id, job, control: None, sink }));
+        self.pool.core().push(Owned::new(CpuJob { id, job, sink }));
         id
     }
 
@@ -159,7 +159,7 @@ impl<T: Send + 'static> Results<T> {
         Fut: Future<Output = T> + Send + 'static,
     {
         let sink = ResultSink { tx: self.tx.clone() };
-        self.pool.core().push(Box::new(AsyncJob { id, job, control: None, sink }));
+        self.pool.core().push(Owned::new(AsyncJob { id, job, sink }));
         id
     }
 

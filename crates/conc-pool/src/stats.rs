@@ -4,6 +4,22 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::job::Outcome;
 
+/// A counter on its own cache lines (128 bytes: two lines, for CPUs that
+/// fetch them in pairs), so the submitters' counters and the workers'
+/// counters, each written once per job, do not make each other's threads
+/// wait for the line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// A snapshot of a pool's counters.
 ///
 /// Counters are read one by one, so a snapshot taken while jobs run may be
@@ -42,18 +58,18 @@ pub struct Stats {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) submitted: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    completed: AtomicU64,
-    failed: AtomicU64,
-    panicked: AtomicU64,
-    cancelled: AtomicU64,
-    not_run: AtomicU64,
-    pub(crate) running: AtomicUsize,
-    peak_running: AtomicUsize,
-    peak_queued: AtomicUsize,
-    pub(crate) workers: AtomicUsize,
-    peak_workers: AtomicUsize,
+    pub(crate) submitted: Padded<AtomicU64>,
+    pub(crate) rejected: Padded<AtomicU64>,
+    completed: Padded<AtomicU64>,
+    failed: Padded<AtomicU64>,
+    panicked: Padded<AtomicU64>,
+    cancelled: Padded<AtomicU64>,
+    not_run: Padded<AtomicU64>,
+    pub(crate) running: Padded<AtomicUsize>,
+    peak_running: Padded<AtomicUsize>,
+    peak_queued: Padded<AtomicUsize>,
+    pub(crate) workers: Padded<AtomicUsize>,
+    peak_workers: Padded<AtomicUsize>,
 }
 
 impl Counters {
@@ -77,6 +93,10 @@ impl Counters {
 
     pub(crate) fn stopped(&self) {
         self.running.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn peak_queued(&self) -> usize {
+        self.peak_queued.load(Ordering::Relaxed)
     }
 
     pub(crate) fn saw_queued(&self, queued: usize) {

@@ -5,25 +5,50 @@ use conc_core::Token;
 
 use crate::error::{JobError, SubmitError};
 use crate::group::{GroupError, GroupResults};
-use crate::job::{Control, JobId};
+use crate::job::{Completion, JobHandle, JobId, Outcome, Shared};
 
 #[test]
 fn a_cancel_before_the_start_keeps_the_job_from_running() {
-    let control = Control::new();
-    control.cancel();
+    let shared = Shared::<(), ()>::new(JobId(0), ());
+    shared.cancel();
     let token = Token::new();
-    assert!(!control.start(&token));
+    assert!(shared.start(&token).is_none());
     assert!(!token.is_cancelled(), "a job that never starts has no token to cancel");
 }
 
 #[test]
 fn a_cancel_after_the_start_cancels_the_jobs_token() {
-    let control = Control::new();
+    let shared = Shared::<(), ()>::new(JobId(0), ());
     let token = Token::new();
-    assert!(control.start(&token));
+    assert!(shared.start(&token).is_some());
     assert!(!token.is_cancelled());
-    control.cancel();
+    shared.cancel();
     assert!(token.is_cancelled());
+}
+
+#[test]
+fn a_cancel_after_the_outcome_leaves_the_token_alone() {
+    let (handle, shared) = JobHandle::<u32, ()>::new(JobId(0), ());
+    let token = Token::new();
+    assert!(shared.start(&token).is_some());
+    let (outcome, leftover) = Completion::new(shared).deliver(Ok(5));
+    assert!(outcome == Outcome::Completed && leftover.is_none());
+    assert!(handle.is_finished());
+    handle.cancel();
+    assert!(!token.is_cancelled(), "a finished job's cancel must not reach a token");
+    assert_eq!(handle.wait_blocking().unwrap(), 5);
+}
+
+#[test]
+fn an_unrun_job_whose_handle_is_gone_comes_back_for_the_report() {
+    let (handle, shared) = JobHandle::<u32, u8>::new(JobId(3), 9);
+    drop(handle);
+    let job = shared.take_unrun().unwrap();
+    let (outcome, leftover) = Completion::new(shared).deliver(Err(JobError::NotRun(job)));
+    assert_eq!(outcome, Outcome::NotRun);
+    let (id, job) = leftover.expect("the input comes back");
+    assert_eq!(id, JobId(3));
+    assert_eq!(*job.downcast::<u8>().unwrap(), 9);
 }
 
 #[test]
