@@ -12,7 +12,8 @@ use crate::cmd::{Cmd, Result, append_flags, target_dir};
 /// The crates that have loom models, each run with
 /// `--no-default-features --lib` (the models live in the library's unit
 /// tests and need neither tokio nor the integration tests).
-pub(crate) const LOOM_CRATES: &[&str] = &["conc-core", "conc-limit", "conc-group", "conc-pool", "conc-pipeline", "conc-breaker", "conc-shutdown"];
+pub(crate) const LOOM_CRATES: &[&str] =
+    &["conc-core", "conc-limit", "conc-group", "conc-pool", "conc-pipeline", "conc-breaker", "conc-shutdown"];
 
 /// How many preemptions loom explores per execution unless
 /// `LOOM_MAX_PREEMPTIONS` says otherwise: 3 finds the races the models are
