@@ -62,8 +62,9 @@ pub(crate) struct TimerQueue {
 }
 
 /// How long the system driver thread stays around with no timers pending
-/// before it exits (a new timer starts a new one).
-const DRIVER_LINGER: Duration = Duration::from_millis(200);
+/// before it exits (a new timer starts a new one). Not at all under miri,
+/// which reports a thread still running when a test's main thread ends.
+const DRIVER_LINGER: Duration = if cfg!(miri) { Duration::ZERO } else { Duration::from_millis(200) };
 
 static SYSTEM_QUEUE: TimerQueue = TimerQueue::new();
 
@@ -102,7 +103,16 @@ impl TimerQueue {
 
     /// Removes a timer; returns its entry so the caller drops it unlocked.
     pub(crate) fn remove(&self, key: TimerKey) -> Option<Entry> {
-        self.lock().entries.remove(&key)
+        let mut state = self.lock();
+        let was_first = state.entries.first_key_value().is_some_and(|(first, _)| *first == key);
+        let entry = state.entries.remove(&key);
+        if was_first && state.driver_running {
+            // The driver sleeps until the removed deadline: wake it to wait
+            // for the next one instead, or, with none left, to linger and
+            // exit, rather than outlive a long timeout nobody needs.
+            self.changed.notify_one();
+        }
+        entry
     }
 
     /// Replaces the waker of a pending sleep timer. Returns `false` when the
