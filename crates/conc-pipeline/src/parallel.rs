@@ -346,6 +346,26 @@ async fn send_job<T>(ctx: &StageCtx, work: &Sender<T>, job: T) -> bool {
     }
 }
 
+/// The next chunk of a feeding task's input, counted in; `None` once the
+/// input has ended, or once the run is cancelled (the chunk received then
+/// and those still queued are counted as dropped).
+async fn next_chunk<T>(ctx: &StageCtx, input: &LinkRx<T>) -> Option<Vec<T>> {
+    let run = &ctx.run;
+    let Ok(chunk) = input.rx.recv().await else {
+        if run.is_cancelled() {
+            run.stopped_early();
+        }
+        return None;
+    };
+    if run.is_cancelled() {
+        run.drop_items(chunk.len());
+        run.abandon_chunks(&input.rx);
+        return None;
+    }
+    ctx.stats.add_in(chunk.len());
+    Some(chunk)
+}
+
 /// Feeds the workers of `map_concurrent` / `map_ordered` one item at a time,
 /// numbering items for the reorder task, and closes the worker set when the
 /// input ends.
@@ -360,18 +380,9 @@ pub(crate) async fn dispatch<T>(
     ctl.grow();
     let mut seq = 0_u64;
     'input: loop {
-        let Ok(chunk) = input.rx.recv().await else {
-            if run.is_cancelled() {
-                run.stopped_early();
-            }
+        let Some(chunk) = next_chunk(&ctx, &input).await else {
             break;
         };
-        if run.is_cancelled() {
-            run.drop_items(chunk.len());
-            run.abandon_chunks(&input.rx);
-            break;
-        }
-        ctx.stats.add_in(chunk.len());
         let mut items = chunk.into_iter();
         while let Some(item) = items.next() {
             if let Some(window) = &window
@@ -465,18 +476,9 @@ where
     let run = &ctx.run;
     let workers = queues.len() as u64;
     'input: loop {
-        let Ok(chunk) = input.rx.recv().await else {
-            if run.is_cancelled() {
-                run.stopped_early();
-            }
+        let Some(chunk) = next_chunk(&ctx, &input).await else {
             break;
         };
-        if run.is_cancelled() {
-            run.drop_items(chunk.len());
-            run.abandon_chunks(&input.rx);
-            break;
-        }
-        ctx.stats.add_in(chunk.len());
         let mut items = chunk.into_iter();
         while let Some(item) = items.next() {
             let hash = hasher.hash_one(key(&item));
