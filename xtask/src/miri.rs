@@ -13,11 +13,11 @@ use crate::toolchain;
 /// take miri hours).
 pub(crate) const MIRI_CRATES: &[(&str, &[&str])] = &[
     ("conc-core", &["--lib", "--tests"]),
-    ("conc-limit", &["--lib", "--tests"]),
+    ("conc-limit", &["--features", "tower", "--lib", "--tests"]),
     ("conc-group", &["--lib", "--tests"]),
     ("conc-pool", &["--lib", "--tests"]),
     ("conc-pipeline", &["--lib", "--tests"]),
-    ("conc-breaker", &["--lib", "--tests"]),
+    ("conc-breaker", &["--features", "tower", "--lib", "--tests"]),
     ("conc-shutdown", &["--lib", "--tests"]),
     (
         "conc-tests",

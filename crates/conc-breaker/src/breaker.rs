@@ -15,12 +15,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
 
 use crate::config::{Config, Listener, WindowSpec};
-use crate::permit::Permit;
+use crate::permit::{OwnedPermit, Permit};
 use crate::state::{generation_of, word};
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering, lock};
 use crate::tagged::{self, Update};
@@ -257,6 +258,33 @@ impl Breaker {
                 }
             }
         }
+    }
+
+    /// [`try_acquire`](Breaker::try_acquire) for a breaker in an `Arc`:
+    /// the [`OwnedPermit`] holds a clone of the `Arc`, so it is `'static`
+    /// and can move into a spawned task or a `'static` future.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Breaker::try_acquire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use conc_breaker::{Breaker, State};
+    ///
+    /// let breaker = Arc::new(Breaker::builder().consecutive_failures(1).build()?);
+    /// let permit = breaker.try_acquire_owned()?;
+    /// // The call runs on another thread, which reports its outcome.
+    /// std::thread::spawn(move || permit.failure()).join().unwrap();
+    /// assert_eq!(breaker.state(), State::Open);
+    /// assert!(breaker.try_acquire_owned().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit, Rejected> {
+        self.try_acquire().map(|permit| permit.into_owned(Arc::clone(self)))
     }
 
     #[inline]

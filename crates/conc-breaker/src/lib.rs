@@ -27,6 +27,8 @@
 //!   [`ready`](Breaker::ready), [`on_state_change`](Breaker::on_state_change),
 //!   [`force_open`](Breaker::force_open) and the other operator commands.
 //! - [`Breakers`]: one breaker per key, with bounded memory.
+//! - `tower` (the module, with the feature `tower`): a `BreakerLayer` that
+//!   puts a breaker, with a response classifier, around any tower service.
 //!
 //! Time is read through a [`conc_core::Clock`], so every rule can be
 //! tested with a [`ManualClock`](conc_core::ManualClock); sleeping
@@ -96,6 +98,8 @@ mod registry;
 mod state;
 mod sync;
 mod tagged;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod window;
 
 #[cfg(all(test, conc_loom))]
@@ -107,6 +111,6 @@ pub use breaker::Breaker;
 pub use config::BreakerBuilder;
 pub use error::{BreakerError, BuildError, Rejected};
 pub use metrics::{Counts, Metrics};
-pub use permit::Permit;
+pub use permit::{OwnedPermit, Permit};
 pub use registry::Breakers;
 pub use state::{State, StateChange};

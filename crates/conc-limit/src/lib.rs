@@ -11,6 +11,9 @@
 //!   bounded memory.
 //! - [`Semaphore`]: Go's `semaphore.Weighted` with tokio's ergonomics:
 //!   weighted, FIFO fair, cancellable, closable.
+//! - `tower` (the module, with the feature `tower`): `Layer`s for a shared
+//!   rate limit, a per-key rate limit and a concurrency limit that can shed
+//!   load instead of queueing.
 //!
 //! Every limiter reads time through a [`conc_core::Clock`] (the system
 //! clock by default) and has explicit-time forms (`..._at(now, ...)`, the
@@ -58,6 +61,8 @@ mod sliding_window;
 mod sync;
 mod time;
 mod token_bucket;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod waiters;
 
 pub use error::{ConfigError, Denied, WaitError};
