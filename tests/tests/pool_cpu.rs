@@ -207,3 +207,37 @@ fn a_cpu_results_stream_tags_outcomes_and_ends_when_the_submitter_goes() {
     assert!(matches!(pool.results::<u8>().0.try_submit(|_| 1).map(|_| ()), Ok(())));
     pool.join_blocking();
 }
+
+/// A worker reuses its job token when nothing can observe it; these are
+/// the cases where something can, so the next job must get a new one.
+#[test]
+fn no_job_gets_a_token_an_earlier_job_can_still_reach() {
+    let pool = Pool::builder().workers(1).build_cpu().unwrap();
+    let run = |job: fn(Token) -> Token| pool.submit_blocking(job).unwrap().wait_blocking().unwrap();
+
+    // A job that cancelled its own token.
+    let cancelled = run(|token| {
+        token.cancel();
+        token
+    });
+    drop(cancelled);
+    let next = run(|token| token);
+    assert!(!next.is_cancelled(), "a job started on an earlier job's cancelled token");
+    drop(next);
+
+    // A job that kept a clone of its token: cancelling it later must not
+    // reach the next job.
+    let kept = run(|token| token);
+    let next = run(|token| token);
+    kept.cancel();
+    assert!(!next.is_cancelled(), "cancelling a kept token reached a later job");
+    drop(next);
+
+    // A job that left a child behind: cancelling the next job's token must
+    // not reach that child.
+    let child = run(|token| token.child());
+    let next = run(|token| token);
+    next.cancel();
+    assert!(!child.is_cancelled(), "a later job's cancel reached an earlier job's child");
+    pool.join_blocking();
+}

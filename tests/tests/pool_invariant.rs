@@ -261,27 +261,30 @@ fn run_cpu_seed(seed: u64) {
     let accepted = AtomicU64::new(0);
     let handles = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for actor in 0..2 {
-            let (pool, accepted, handles) = (&pool, &accepted, &handles);
-            let mut rng = Rng::new(seed * 7 + actor);
-            scope.spawn(move || {
-                for n in 0..20 {
-                    let job = cpu_job(if rng.below(8) == 0 { 3 } else { rng.below(3) }, n);
-                    let submitted = if rng.below(2) == 0 { pool.try_submit(job) } else { pool.submit_blocking(job) };
-                    match submitted {
-                        Ok(handle) => {
-                            accepted.fetch_add(1, Ordering::SeqCst);
-                            if rng.below(4) == 0 {
-                                handle.cancel();
+        let submitters: Vec<_> = (0..2)
+            .map(|actor| {
+                let (pool, accepted, handles) = (&pool, &accepted, &handles);
+                let mut rng = Rng::new(seed * 7 + actor);
+                scope.spawn(move || {
+                    for n in 0..20 {
+                        let job = cpu_job(if rng.below(8) == 0 { 3 } else { rng.below(3) }, n);
+                        let submitted =
+                            if rng.below(2) == 0 { pool.try_submit(job) } else { pool.submit_blocking(job) };
+                        match submitted {
+                            Ok(handle) => {
+                                accepted.fetch_add(1, Ordering::SeqCst);
+                                if rng.below(4) == 0 {
+                                    handle.cancel();
+                                }
+                                handles.lock().unwrap().push(handle);
                             }
-                            handles.lock().unwrap().push(handle);
+                            Err(SubmitError::Closed(_)) => break,
+                            Err(_) => std::thread::yield_now(),
                         }
-                        Err(SubmitError::Closed(_)) => break,
-                        Err(_) => std::thread::yield_now(),
                     }
-                }
-            });
-        }
+                })
+            })
+            .collect();
         let pool = &pool;
         let workers = 1 + rng.below(3) as usize;
         scope.spawn(move || pool.resize(workers).unwrap());
@@ -300,6 +303,10 @@ fn run_cpu_seed(seed: u64) {
         }
         clock.advance(Duration::from_secs(5));
         let report = shutdown.join().unwrap();
+        // A submitter may be between an accepted submit and its count.
+        for submitter in submitters {
+            submitter.join().unwrap();
+        }
 
         let mut tally = Tally { accepted: accepted.load(Ordering::SeqCst), ..Tally::default() };
         let mut counts = [0u64; 5];

@@ -48,8 +48,6 @@ pub struct Builder {
     pub(crate) clock: Arc<dyn Clock>,
     /// A token on `clock`: each pool's root token is a child of it.
     pub(crate) root: Token,
-    /// Makes a new root token on `clock`, one per job.
-    pub(crate) new_token: Arc<dyn Fn() -> Token + Send + Sync>,
     pub(crate) tasks: TaskCounter,
 }
 
@@ -64,7 +62,6 @@ impl Default for Builder {
             name: "conc-pool".to_owned(),
             clock: Arc::new(SystemClock),
             root: Token::new(),
-            new_token: Arc::new(Token::new),
             tasks: TaskCounter::new(),
         }
     }
@@ -115,8 +112,6 @@ impl Builder {
     /// [`ManualClock`](conc_core::ManualClock) in tests).
     pub fn clock<C: Clock + Clone>(mut self, clock: C) -> Self {
         self.root = Token::with_clock(clock.clone());
-        let job_clock = clock.clone();
-        self.new_token = Arc::new(move || Token::with_clock(job_clock.clone()));
         self.clock = Arc::new(clock);
         self
     }

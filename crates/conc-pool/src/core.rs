@@ -19,7 +19,6 @@ use crate::error::{AnyJob, SubmitError};
 use crate::gate::{Gate, Refused};
 use crate::job::{JobId, Outcome, Returned};
 use crate::queue::{Empty, Queue};
-use crate::running::{JobSlot, Running};
 use crate::shutdown::ShutdownReport;
 use crate::stats::{Counters, Stats};
 
@@ -99,14 +98,9 @@ pub(crate) struct Core<E: ?Sized + Entry> {
     exited: Event,
     pub(crate) counters: Counters,
     returned: Returned,
-    /// Cancelled by a shutdown past its deadline; a job started after
-    /// that gets a cancelled token.
+    /// The parent of every job's token, cancelled by a shutdown past its
+    /// deadline; a job started after that gets a cancelled token.
     pub(crate) token: Token,
-    /// Makes each job's token: a new root on the pool's clock, so a job
-    /// costs no lock on a shared parent.
-    new_token: Arc<dyn Fn() -> Token + Send + Sync>,
-    /// The jobs' tokens, for a shutdown past its deadline to cancel.
-    running: Running,
     /// Set by a shutdown past its deadline: dequeued jobs are handed back.
     draining: AtomicBool,
     pub(crate) tasks: TaskCounter,
@@ -133,8 +127,6 @@ impl<E: ?Sized + Entry> Core<E> {
             counters: Counters::default(),
             returned: Mutex::new(Vec::new()),
             token: builder.root.child(),
-            new_token: builder.new_token.clone(),
-            running: Running::default(),
             draining: AtomicBool::new(false),
             tasks: builder.tasks.clone(),
             next_worker: AtomicUsize::new(0),
@@ -391,17 +383,18 @@ impl<E: ?Sized + Entry> Core<E> {
         self.exited.notify(usize::MAX);
     }
 
-    /// A worker's slot for its jobs' tokens, held while the worker lives.
-    pub(crate) fn job_slot(&self) -> JobSlot<'_> {
-        self.running.slot()
-    }
-
-    /// A new token for the job a worker is about to run; it is cancelled
-    /// by a shutdown past its deadline, even one that comes as it starts.
-    pub(crate) fn job_token(&self, slot: &JobSlot<'_>) -> Token {
-        let token = (self.new_token)();
-        slot.publish(&token, &self.token);
-        token
+    /// The token for the job a worker is about to run: a child of the
+    /// pool's token, so a shutdown past its deadline cancels it, even one
+    /// that comes as it starts. The worker keeps the last one in `kept`
+    /// and hands it out again while nothing can tell it from a new child
+    /// (the last job kept no clone, child or callback of it, and it was
+    /// never cancelled): most jobs then cost no allocation and no lock on
+    /// the pool's token, which every worker shares.
+    pub(crate) fn job_token(&self, kept: &mut Option<Token>) -> Token {
+        if !kept.as_mut().is_some_and(Token::is_pristine) {
+            *kept = Some(self.token.child());
+        }
+        kept.clone().unwrap_or_default()
     }
 
     /// Whether a shutdown past its deadline wants dequeued jobs handed back.
@@ -501,7 +494,7 @@ impl<E: ?Sized + Entry> Core<E> {
         .await;
         if !drained {
             self.draining.store(true, Ordering::Release);
-            self.running.cancel_all(&self.token);
+            self.token.cancel();
             while let Ok(entry) = self.queue.try_pop() {
                 self.give_back(entry);
             }

@@ -80,7 +80,7 @@ where
 
 /// A worker thread's loop; `true` if it retired (and already left the count).
 fn work(core: &Arc<Core<dyn CpuEntry>>) -> bool {
-    let slot = core.job_slot();
+    let mut kept = None;
     loop {
         let entry = match core.try_next() {
             Ok(entry) => entry,
@@ -107,7 +107,7 @@ fn work(core: &Arc<Core<dyn CpuEntry>>) -> bool {
             continue;
         }
         core.counters.started();
-        let outcome = entry.run(core.job_token(&slot));
+        let outcome = entry.run(core.job_token(&mut kept));
         core.counters.stopped();
         core.finish(outcome);
         if core.retire(false) {

@@ -92,7 +92,6 @@ mod job;
 mod pool;
 mod queue;
 mod results;
-mod running;
 mod shutdown;
 mod stats;
 mod sync;

@@ -104,7 +104,7 @@ where
 
 /// A worker task's loop; `true` if it retired (and already left the count).
 async fn work(core: Arc<Core<dyn AsyncEntry>>) -> bool {
-    let slot = core.job_slot();
+    let mut kept = None;
     loop {
         let entry = match core.try_next() {
             Ok(entry) => entry,
@@ -131,7 +131,7 @@ async fn work(core: Arc<Core<dyn AsyncEntry>>) -> bool {
             continue;
         }
         core.counters.started();
-        let outcome = entry.run(core.job_token(&slot)).await;
+        let outcome = entry.run(core.job_token(&mut kept)).await;
         core.counters.stopped();
         core.finish(outcome);
         if core.retire(false) {

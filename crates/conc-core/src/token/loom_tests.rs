@@ -155,3 +155,21 @@ fn loom_any_of_takes_the_cause_of_the_first_parent_to_cancel() {
         assert!(cause == Cause::Cancelled || cause == Cause::DeadlineExceeded);
     });
 }
+
+/// A worker pool keeps a job's token for the next job while it is
+/// pristine; a parent cancel racing that check must still reach whichever
+/// token the next job gets.
+#[test]
+fn loom_a_pristine_check_racing_a_parent_cancel_never_hands_out_a_live_token() {
+    loom::model(|| {
+        let parent = Token::new();
+        let mut kept = parent.child();
+        let canceller = parent.clone();
+        let cancel = thread::spawn(move || canceller.cancel());
+        let next = if kept.is_pristine() { kept.clone() } else { parent.child() };
+        assert!(cancel.join().unwrap());
+        assert!(next.is_cancelled(), "the next job's token outlived its parent's cancel");
+        assert!(kept.is_cancelled());
+        assert!(!kept.is_pristine(), "a cancelled token is never reused");
+    });
+}

@@ -182,6 +182,43 @@ impl Token {
         self.node.cancelled.load(Ordering::Acquire)
     }
 
+    /// Whether this handle could be swapped for a new token made the same
+    /// way ([`Token::new`], or a new [`child`](Token::child) of the same
+    /// parent) with no one able to tell: it is the only handle, the token
+    /// was never cancelled, and nothing observes it (no child, no waiter,
+    /// no [`on_cancel`](Token::on_cancel) callback, no pending deadline of
+    /// its own, no bridged tokio token).
+    ///
+    /// Code that makes a fresh token per unit of work (a worker pool giving
+    /// each job a child of the pool's token) can keep the token instead of
+    /// making a new one while this returns `true`.
+    ///
+    /// A parent cancelled concurrently may cancel the token right after
+    /// this returns `true`; a new child made at that moment would be
+    /// cancelled too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_core::Token;
+    ///
+    /// let pool = Token::new();
+    /// let mut job = pool.child();
+    /// assert!(job.is_pristine());
+    ///
+    /// let kept = job.clone();
+    /// assert!(!job.is_pristine(), "a clone can observe it");
+    /// drop(kept);
+    /// assert!(job.is_pristine());
+    ///
+    /// job.cancel();
+    /// assert!(!job.is_pristine());
+    /// ```
+    pub fn is_pristine(&mut self) -> bool {
+        // `&mut self`: no one can clone this very handle during the check.
+        Node::is_pristine(&self.node)
+    }
+
     /// Why this token was cancelled, or `None` while it is not.
     pub fn cause(&self) -> Option<Cause> {
         self.node.cause()

@@ -8,7 +8,7 @@
 //! once: no lost wake-ups, no callback run twice, no child missed.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 use std::time::Instant;
@@ -143,6 +143,29 @@ impl Node {
             drop(state);
             self.timers.remove(key);
         }
+    }
+
+    /// Whether no one but the holder of `node`'s one `Arc` can observe
+    /// it: never cancelled, nothing registered on it (no child, waiter or
+    /// callback), no timer and no tokio bridge. Such a node is
+    /// indistinguishable from a new one with the same parents and clock.
+    pub(super) fn is_pristine(node: &Arc<Node>) -> bool {
+        // Other `Token`s would be strong references. The weak ones left are
+        // the parents' registry entries, upgraded only by a parent's cancel,
+        // which cancels this node just as it would a new child, and a
+        // deadline timer's entry, ruled out below.
+        if Arc::strong_count(node) != 1 {
+            return false;
+        }
+        // Pairs with the release decrement of the last other `Token`
+        // dropped: what it did to the node happened before this check.
+        fence(Ordering::Acquire);
+        #[cfg(feature = "tokio-util")]
+        if node.bridge.get().is_some() {
+            return false;
+        }
+        let state = lock(&node.state);
+        state.cause.is_none() && state.registry.is_empty() && state.timer.is_none()
     }
 
     pub(super) fn cause(&self) -> Option<Cause> {

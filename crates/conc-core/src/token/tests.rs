@@ -405,3 +405,53 @@ fn a_token_from_a_cancelled_cancellation_token_is_born_cancelled() {
     // No runtime here: a bridge would need a thread, and none is needed.
     assert!(Token::from(ct).is_cancelled());
 }
+
+#[test]
+fn a_token_is_pristine_only_while_nothing_can_observe_it() {
+    let clock = ManualClock::new();
+    let mut root = Token::with_clock(clock.clone());
+    assert!(root.is_pristine(), "a new root");
+
+    let mut child = root.child();
+    assert!(!root.is_pristine(), "a live child would see a later cancel");
+    assert!(child.is_pristine(), "a new child, as good as any other new child of this parent");
+    drop(child);
+    assert!(root.is_pristine(), "a dropped child leaves nothing behind");
+
+    let mut deadline = root.with_timeout(Duration::from_secs(1));
+    assert!(!root.is_pristine());
+    assert!(!deadline.is_pristine(), "its own deadline is still to fire");
+    clock.advance(Duration::from_secs(1));
+    assert!(!deadline.is_pristine(), "it fired");
+    drop(deadline);
+    assert!(root.is_pristine());
+
+    let callback = root.on_cancel(|| {});
+    assert!(!root.is_pristine(), "a callback would run on a later cancel");
+    assert!(callback.stop());
+    assert!(root.is_pristine(), "a stopped callback unregisters");
+
+    {
+        let (_count, waker) = CountingWaker::new();
+        let mut cancelled = Box::pin(root.cancelled());
+        assert!(cancelled.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    }
+    assert!(root.is_pristine(), "a dropped waiter unregisters");
+    // A leaked waiter stays registered with no handle held: a later cancel
+    // would wake it. (Miri would report the leak itself.)
+    if !cfg!(miri) {
+        let (_count, waker) = CountingWaker::new();
+        let mut cancelled = Box::pin(root.cancelled());
+        assert!(cancelled.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+        std::mem::forget(cancelled);
+        assert!(!root.is_pristine(), "a registered waiter would see a later cancel");
+    }
+    let mut root = Token::with_clock(clock);
+
+    drop(root.on_cancel(|| {}));
+    assert!(!root.is_pristine(), "a callback outlives its dropped handle, as Go's AfterFunc");
+
+    let mut child = root.child();
+    root.cancel();
+    assert!(!root.is_pristine() && !child.is_pristine(), "a cancelled token is not a new one");
+}
