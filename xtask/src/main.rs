@@ -15,6 +15,7 @@ mod ci;
 mod cmd;
 mod deny;
 mod json;
+mod load;
 mod loom;
 mod miri;
 mod toolchain;
@@ -43,6 +44,10 @@ tasks:
                         (ours beside each peer); --quick: short warm-up and
                         measurement; --report-only: rebuild the report from the
                         last results without running
+  load [--duration S] [--connections N] [--threads N]
+                        the showcase gateway (release) under wrk on loopback, one run
+                        per scenario, then SIGTERM and its drain report (installs
+                        Debian's wrk when missing, as root)
   deny                  cargo-deny: bans, licenses, sources (installs cargo-deny if
                         missing); advisories too when CONC_DENY_ADVISORIES=1
   help                  this text
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
         "miri" => miri::run(&root, rest),
         "tsan" => tsan::run(&root, rest),
         "bench" => bench::run(&root, rest),
+        "load" => load::run(&root, rest),
         "deny" => no_args("deny", rest).and_then(|()| deny::run(&root)),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
