@@ -1,5 +1,6 @@
 //! Work done off the request path: the audit log, written by a conc-pool
-//! [`Pool`], and the request statistics, aggregated by a conc-pipeline
+//! [`CpuPool`] (blocking file writes belong on threads the pool owns, not
+//! on the runtime's), and the request statistics, aggregated by a conc-pipeline
 //! [`Pipeline`]. A request hands both their record without waiting: when
 //! the pool's queue or the pipeline's channel is full the record is counted
 //! as dropped, and the request goes on.
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use conc_core::channel::{self, Rx, Tx};
 use conc_pipeline::{Pipeline, PipelineError, PipelineReport, Progress};
-use conc_pool::{Pool, ShutdownReport};
+use conc_pool::{CpuPool, Pool, ShutdownReport};
 use conc_shutdown::SubsystemHandle;
 use tokio::sync::oneshot;
 
@@ -49,7 +50,7 @@ impl RequestEvent {
 /// The audit log: a file that a pool's jobs append to.
 #[derive(Debug)]
 pub(crate) struct Audit {
-    pool: Pool,
+    pool: CpuPool,
     file: Arc<File>,
     path: PathBuf,
     written: Arc<AtomicU64>,
@@ -63,7 +64,7 @@ impl Audit {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         // Two writers and room for a burst of records: a full queue drops
         // records (counted) rather than slowing requests down.
-        let pool = Pool::builder().name("audit").workers(2).queue_capacity(4096).build()?;
+        let pool = Pool::builder().name("audit").workers(2).queue_capacity(4096).build_cpu()?;
         Ok(Audit {
             pool,
             file: Arc::new(file),
@@ -79,11 +80,11 @@ impl Audit {
         let line = event.audit_line();
         let file = Arc::clone(&self.file);
         let (written, write_errors) = (Arc::clone(&self.written), Arc::clone(&self.write_errors));
-        let job = move |_token| async move {
+        let job = move |_token| {
             // One `write` of a whole line to a file opened for appending:
-            // lines from the two workers never interleave, and no lock is
-            // needed. It is a short blocking call on a worker task, which
-            // is what the pool is for: the request did not wait for it.
+            // lines from the two writer threads never interleave, and no
+            // lock is needed. A blocking call, on the pool's own threads:
+            // neither the request nor the runtime waits for it.
             match (&*file).write_all(line.as_bytes()) {
                 Ok(()) => written.fetch_add(1, Ordering::Relaxed),
                 Err(_) => write_errors.fetch_add(1, Ordering::Relaxed),
@@ -99,7 +100,7 @@ impl Audit {
         }
     }
 
-    pub(crate) fn pool(&self) -> &Pool {
+    pub(crate) fn pool(&self) -> &CpuPool {
         &self.pool
     }
 

@@ -19,9 +19,9 @@
 //! - **conc-group**: `/api/fanout` asks three backends at once, the first
 //!   failure cancels the others; `/api/fastest` races replicas with
 //!   `first_ok`, or `hedge`s.
-//! - **conc-pool**: every request's audit record is a job on a pool that
-//!   appends it to a log file; a full queue drops the record, never the
-//!   request.
+//! - **conc-pool**: every request's audit record is a job on a `CpuPool`
+//!   whose own threads append it to a log file (blocking writes never stall
+//!   the runtime); a full queue drops the record, never the request.
 //! - **conc-pipeline**: request events flow through a channel into a
 //!   pipeline that batches and summarizes them into per-route counts and
 //!   latency histograms.
