@@ -245,8 +245,11 @@ impl<E: ?Sized + Entry> Core<E> {
         }
         // The queue never holds more than the jobs in flight: while those
         // are no more than the high-water mark, the queue's length (its
-        // head is written by every worker's pop) need not be read.
-        if self.gate.in_flight() > self.counters.peak_queued() {
+        // head is written by every worker's pop) need not be read. The
+        // in-flight count is first bounded from the submitters' side of
+        // the gate, to leave the workers' side alone.
+        let peak = self.counters.peak_queued();
+        if self.gate.in_flight_at_most() > peak && self.gate.in_flight() > peak {
             self.counters.saw_queued(self.queue.len());
         }
         self.grow_if_needed();

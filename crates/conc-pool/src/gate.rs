@@ -1,15 +1,34 @@
-//! The admission gate: the one atomic word that decides whether a job is
-//! accepted, and that tells when the last accepted job has its outcome.
+//! The admission gate: decides whether a job is accepted, and tells when
+//! the last accepted job has its outcome.
 //!
-//! **Invariant:** the word holds a `CLOSED` bit and the number of jobs in
-//! flight (accepted and without an outcome yet, queued or running). A job
-//! is accepted only by a compare-and-swap that sees the bit clear and room
-//! under the limit, so no job is accepted after [`Gate::close`]; and the
-//! word reaches "closed and empty" exactly once, seen by exactly one
-//! caller of [`Gate::close`] or [`Gate::leave`], who then ends the queue.
-//! A job accepted before the close keeps the count above zero until its
-//! outcome is delivered, so it cannot be lost by ending the queue early.
+//! Two monotonic counts on separate cache lines: `entered` (jobs ever
+//! admitted, with the `CLOSED` bit), written only by submitters and
+//! `close`, and `left` (jobs ever given an outcome), written only by
+//! workers. Jobs in flight (queued or running) are `entered - left`. A
+//! single word for both would be written by a submitter and a worker for
+//! every job, and its cache line would cross between their cores twice
+//! per job.
+//!
+//! **Invariants:**
+//! - A job is accepted only by a compare-and-swap of `entered` that sees
+//!   `CLOSED` clear and fewer than `limit` in flight, so none is accepted
+//!   after [`Gate::close`] and never more than `limit` are in flight.
+//!   Submitters judge the room by `seen_left`, a recent value of `left`;
+//!   `left` only grows, so a stale value over-counts what is in flight
+//!   (never admits too many), and they read `left` itself only when the
+//!   gate looks full.
+//! - "Closed and empty" is reported exactly once, to one caller of
+//!   [`Gate::close`] or [`Gate::leave`], who then ends the queue. `close`
+//!   sets `CLOSED` in `entered` (freezing it), then in `left`, which hands
+//!   it `left`'s count at that point; each `leave` adds to `left` and gets
+//!   the bit with the count. Whichever comes later in `left`'s order
+//!   decides: a `leave` that sees the bit compares its count with the
+//!   final `entered`, and a `close` compares the count it got, so exactly
+//!   one of them sees the two equal. A job accepted before the close keeps
+//!   `left` short of `entered` until its outcome is delivered, so it cannot
+//!   be lost by ending the queue early.
 
+use crate::stats::Padded;
 use crate::sync::{AtomicUsize, Ordering};
 
 const CLOSED: usize = 1;
@@ -24,34 +43,57 @@ pub(crate) enum Refused {
     Closed,
 }
 
-/// Admission control: `CLOSED` bit plus the in-flight count, in one word.
-///
-/// Aligned to 128 bytes: every submit and every finish writes the word,
-/// so it keeps its cache lines to itself.
+/// The submitters' side of the gate, on its own cache lines.
 #[derive(Debug)]
-#[repr(align(128))]
+struct Entered {
+    /// Jobs ever admitted (times `ONE`), plus the `CLOSED` bit.
+    count: AtomicUsize,
+    /// A recent value of `left`, refreshed when the gate looks full.
+    seen_left: AtomicUsize,
+}
+
+/// Admission control: the admitted and finished counts, apart.
+#[derive(Debug)]
 pub(crate) struct Gate {
-    state: AtomicUsize,
+    entered: Padded<Entered>,
+    /// Jobs ever given an outcome (times `ONE`), plus the `CLOSED` bit:
+    /// the workers' side, on its own cache lines.
+    left: Padded<AtomicUsize>,
 }
 
 impl Gate {
     pub(crate) fn new() -> Gate {
-        Gate { state: AtomicUsize::new(0) }
+        Gate {
+            entered: Padded::new(Entered { count: AtomicUsize::new(0), seen_left: AtomicUsize::new(0) }),
+            left: Padded::new(AtomicUsize::new(0)),
+        }
     }
 
     /// Admits one job if the gate is open and fewer than `limit` are in flight.
     pub(crate) fn try_enter(&self, limit: usize) -> Result<(), Refused> {
-        let mut state = self.state.load(Ordering::Acquire);
+        let mut entered = self.entered.count.load(Ordering::Acquire);
         loop {
-            if state & CLOSED != 0 {
+            if entered & CLOSED != 0 {
                 return Err(Refused::Closed);
             }
-            if state / ONE >= limit {
-                return Err(Refused::Full);
+            let admitted = entered / ONE;
+            // Saturating: a `left` newer than a stale `entered` reads as
+            // room, and the compare-and-swap below then fails and retries.
+            if admitted.saturating_sub(self.entered.seen_left.load(Ordering::Relaxed)) >= limit {
+                // Looks full by a recent view: look at `left` itself.
+                // `SeqCst`: a submitter waiting for room counts itself in,
+                // then tries again; a finishing worker leaves, then looks
+                // for waiters: one of the two sees the other.
+                let left = self.left.load(Ordering::SeqCst) / ONE;
+                self.entered.seen_left.fetch_max(left, Ordering::Relaxed);
+                if admitted.saturating_sub(left) >= limit {
+                    return Err(Refused::Full);
+                }
             }
-            match self.state.compare_exchange_weak(state, state + ONE, Ordering::AcqRel, Ordering::Acquire) {
+            match self.entered.count.compare_exchange_weak(entered, entered + ONE, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return Ok(()),
-                Err(actual) => state = actual,
+                Err(actual) => entered = actual,
             }
         }
     }
@@ -62,33 +104,50 @@ impl Gate {
     /// `SeqCst`: the caller's next `SeqCst` load (of the waiting
     /// submitters' count) is ordered after it without a separate fence.
     pub(crate) fn leave(&self) -> bool {
-        self.state.fetch_sub(ONE, Ordering::SeqCst) == CLOSED | ONE
+        let before = self.left.fetch_add(ONE, Ordering::SeqCst);
+        // Once `left` is closed, so is `entered` (set first): it is final.
+        before & CLOSED != 0 && self.entered.count.load(Ordering::Acquire) / ONE == before / ONE + 1
     }
 
     /// Closes the gate. Returns `true` if this call closed it while nothing
     /// was in flight (the caller then ends the queue).
     pub(crate) fn close(&self) -> bool {
-        self.state.fetch_or(CLOSED, Ordering::AcqRel) == 0
+        let entered = self.entered.count.fetch_or(CLOSED, Ordering::AcqRel);
+        if entered & CLOSED != 0 {
+            return false;
+        }
+        entered / ONE == self.left.fetch_or(CLOSED, Ordering::AcqRel) / ONE
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.state.load(Ordering::Acquire) & CLOSED != 0
+        self.entered.count.load(Ordering::Acquire) & CLOSED != 0
     }
 
     /// How many more jobs `limit` admits now (0 once closed).
     pub(crate) fn room(&self, limit: usize) -> usize {
-        let state = self.state.load(Ordering::Acquire);
-        if state & CLOSED != 0 { 0 } else { limit.saturating_sub(state / ONE) }
+        let entered = self.entered.count.load(Ordering::Acquire);
+        if entered & CLOSED != 0 { 0 } else { limit.saturating_sub(self.in_flight_of(entered)) }
     }
 
     /// Jobs accepted and without an outcome yet.
     pub(crate) fn in_flight(&self) -> usize {
-        self.state.load(Ordering::Acquire) / ONE
+        self.in_flight_of(self.entered.count.load(Ordering::Acquire))
+    }
+
+    /// At least the jobs in flight, read from the submitters' side only.
+    pub(crate) fn in_flight_at_most(&self) -> usize {
+        let admitted = self.entered.count.load(Ordering::Relaxed) / ONE;
+        admitted.saturating_sub(self.entered.seen_left.load(Ordering::Relaxed))
+    }
+
+    fn in_flight_of(&self, entered: usize) -> usize {
+        (entered / ONE).saturating_sub(self.left.load(Ordering::Acquire) / ONE)
     }
 
     /// Whether the gate is closed and nothing is in flight.
     pub(crate) fn is_drained(&self) -> bool {
-        self.state.load(Ordering::Acquire) == CLOSED
+        let entered = self.entered.count.load(Ordering::Acquire);
+        entered & CLOSED != 0 && self.in_flight_of(entered) == 0
     }
 }
 
@@ -224,6 +283,49 @@ mod loom_tests {
             assert_eq!(gate.in_flight(), 1);
             assert!(!gate.close());
             assert!(gate.leave());
+        });
+    }
+
+    #[test]
+    fn loom_two_leaves_racing_a_close_report_the_end_once() {
+        loom::model(|| {
+            let gate = Arc::new(Gate::new());
+            assert_eq!(gate.try_enter(2), Ok(()));
+            assert_eq!(gate.try_enter(2), Ok(()));
+            let leaves: Vec<_> = (0..2)
+                .map(|_| {
+                    let gate = gate.clone();
+                    thread::spawn(move || usize::from(gate.leave()))
+                })
+                .collect();
+            let closed = usize::from(gate.close());
+            let ends = closed + leaves.into_iter().map(|t| t.join().unwrap()).sum::<usize>();
+            assert_eq!(ends, 1, "the drain was reported other than once");
+            assert!(gate.is_drained());
+        });
+    }
+
+    #[test]
+    fn loom_a_stale_view_of_the_finished_jobs_never_admits_too_many() {
+        loom::model(|| {
+            let gate = Arc::new(Gate::new());
+            assert_eq!(gate.try_enter(1), Ok(()));
+            let worker = {
+                let gate = gate.clone();
+                thread::spawn(move || {
+                    assert!(!gate.leave());
+                })
+            };
+            let submitters: Vec<_> = (0..2)
+                .map(|_| {
+                    let gate = gate.clone();
+                    thread::spawn(move || usize::from(gate.try_enter(1).is_ok()))
+                })
+                .collect();
+            let admitted = submitters.into_iter().map(|t| t.join().unwrap()).sum::<usize>();
+            worker.join().unwrap();
+            assert!(admitted <= 1, "two admitted under a limit of one");
+            assert_eq!(gate.in_flight(), admitted);
         });
     }
 }

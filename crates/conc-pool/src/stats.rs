@@ -12,6 +12,12 @@ use crate::job::Outcome;
 #[repr(align(128))]
 pub(crate) struct Padded<T>(T);
 
+impl<T> Padded<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Padded(value)
+    }
+}
+
 impl<T> std::ops::Deref for Padded<T> {
     type Target = T;
 

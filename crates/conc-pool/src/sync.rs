@@ -1,5 +1,5 @@
 //! Synchronisation primitives, swapped for loom's under `--cfg conc_loom`
-//! so the models in `gate.rs`, `job.rs` and `running.rs` explore every interleaving of
+//! so the models in `gate.rs` and `job.rs` explore every interleaving of
 //! the admission protocol and of a job's start, cancel, outcome and handle
 //! drop racing each other.
 
