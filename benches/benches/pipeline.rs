@@ -4,8 +4,8 @@
 //! - `pipeline/3_stage_map` (at 1, 2 and all runtime threads): 1,000,000
 //!   integers through three cheap `map` stages into a sum, against a
 //!   hand-written Go-style pipeline: one tokio task per stage joined by
-//!   `async_channel::bounded(256)` channels (the capacity of our default
-//!   link, `DEFAULT_CAPACITY`), one item per channel operation.
+//!   `async_channel::bounded(DEFAULT_CAPACITY)` channels (the capacity of
+//!   our default link, 1024 items), one item per channel operation.
 //! - `pipeline/map_ordered` and `pipeline/map_concurrent` (4 workers,
 //!   100,000 items, a trivial async function): ours against `futures`'
 //!   `StreamExt::buffered` / `buffer_unordered` over the same function.
@@ -17,6 +17,12 @@
 //!   stage called per batch of 256 (`batch` -> `map_concurrent(1, f over
 //!   the batch)` -> `unbatch`, function id `conc`). The issue asks for the
 //!   batched form to move at least 5x the items per second.
+//!
+//! - `pipeline/then` (100,000 items, all threads): the sequential async
+//!   stage `then(write_one)` against `map_concurrent(1, write_one)` (function
+//!   id `map_concurrent_1`, the way to run one call at a time before `then`
+//!   existed) and `futures`' `StreamExt::then`, which runs in the consumer's
+//!   task with no channel.
 //!
 //! Every iteration builds and runs a whole pipeline on a runtime built once
 //! per measurement, so task spawns and joins are included on both sides.
@@ -97,6 +103,16 @@ fn three_stage_map(c: &mut Criterion) {
     group.finish();
 }
 
+/// Runs `pipeline` into a wrapping sum: the sink of every workload.
+async fn sum(pipeline: Pipeline<u64>) -> u64 {
+    pipeline.fold(0_u64, u64::wrapping_add).await.unwrap()
+}
+
+/// The same sum over a `futures` stream.
+async fn sum_stream(stream: impl futures::Stream<Item = u64>) -> u64 {
+    stream.fold(0_u64, |a, v| async move { a.wrapping_add(v) }).await
+}
+
 async fn double(v: u64) -> u64 {
     black_box(v) * 2
 }
@@ -122,43 +138,21 @@ fn parallel_maps(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline/map_ordered");
     group.sample_size(10).throughput(Throughput::Elements(PARALLEL_ITEMS));
     group.bench_function(BenchmarkId::new(OURS, &value), |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let stage = Pipeline::from_iter(0..PARALLEL_ITEMS).map_ordered(WORKERS, double).unwrap();
-                stage.fold(0_u64, u64::wrapping_add).await.unwrap()
-            })
-        });
+        b.iter(|| rt.block_on(sum(Pipeline::from_iter(0..PARALLEL_ITEMS).map_ordered(WORKERS, double).unwrap())));
     });
     group.bench_function(BenchmarkId::new("futures", &value), |b| {
-        b.iter(|| {
-            rt.block_on(
-                futures::stream::iter(0..PARALLEL_ITEMS)
-                    .map(double)
-                    .buffered(WORKERS)
-                    .fold(0_u64, |a, v| async move { a.wrapping_add(v) }),
-            )
-        });
+        b.iter(|| rt.block_on(sum_stream(futures::stream::iter(0..PARALLEL_ITEMS).map(double).buffered(WORKERS))));
     });
     group.finish();
 
     let mut group = c.benchmark_group("pipeline/map_concurrent");
     group.sample_size(10).throughput(Throughput::Elements(PARALLEL_ITEMS));
     group.bench_function(BenchmarkId::new(OURS, &value), |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let stage = Pipeline::from_iter(0..PARALLEL_ITEMS).map_concurrent(WORKERS, double).unwrap();
-                stage.fold(0_u64, u64::wrapping_add).await.unwrap()
-            })
-        });
+        b.iter(|| rt.block_on(sum(Pipeline::from_iter(0..PARALLEL_ITEMS).map_concurrent(WORKERS, double).unwrap())));
     });
     group.bench_function(BenchmarkId::new("futures", &value), |b| {
         b.iter(|| {
-            rt.block_on(
-                futures::stream::iter(0..PARALLEL_ITEMS)
-                    .map(double)
-                    .buffer_unordered(WORKERS)
-                    .fold(0_u64, |a, v| async move { a.wrapping_add(v) }),
-            )
+            rt.block_on(sum_stream(futures::stream::iter(0..PARALLEL_ITEMS).map(double).buffer_unordered(WORKERS)))
         });
     });
     group.finish();
@@ -172,28 +166,32 @@ fn batching(c: &mut Criterion) {
         let value = threads_param(threads);
         group.bench_function(BenchmarkId::new(OURS, &value), |b| {
             b.iter(|| {
-                rt.block_on(async {
-                    Pipeline::from_iter(0..PARALLEL_ITEMS)
-                        .batch(256, Duration::from_millis(1))
-                        .unwrap()
-                        .map_concurrent(1, write_batch)
-                        .unwrap()
-                        .unbatch()
-                        .fold(0_u64, u64::wrapping_add)
-                        .await
-                        .unwrap()
-                })
+                let batched = Pipeline::from_iter(0..PARALLEL_ITEMS).batch(256, Duration::from_millis(1)).unwrap();
+                rt.block_on(sum(batched.map_concurrent(1, write_batch).unwrap().unbatch()))
             });
         });
         group.bench_function(BenchmarkId::new("unbatched", &value), |b| {
-            b.iter(|| {
-                rt.block_on(async {
-                    let stage = Pipeline::from_iter(0..PARALLEL_ITEMS).map_concurrent(1, write_one).unwrap();
-                    stage.fold(0_u64, u64::wrapping_add).await.unwrap()
-                })
-            });
+            b.iter(|| rt.block_on(sum(Pipeline::from_iter(0..PARALLEL_ITEMS).map_concurrent(1, write_one).unwrap())));
         });
     }
+    group.finish();
+}
+
+fn sequential_async(c: &mut Criterion) {
+    let threads = *thread_counts().last().unwrap_or(&1);
+    let rt = runtime(threads);
+    let value = threads_param(threads);
+    let mut group = c.benchmark_group("pipeline/then");
+    group.sample_size(10).throughput(Throughput::Elements(PARALLEL_ITEMS));
+    group.bench_function(BenchmarkId::new(OURS, &value), |b| {
+        b.iter(|| rt.block_on(sum(Pipeline::from_iter(0..PARALLEL_ITEMS).then(write_one))));
+    });
+    group.bench_function(BenchmarkId::new("map_concurrent_1", &value), |b| {
+        b.iter(|| rt.block_on(sum(Pipeline::from_iter(0..PARALLEL_ITEMS).map_concurrent(1, write_one).unwrap())));
+    });
+    group.bench_function(BenchmarkId::new("futures", &value), |b| {
+        b.iter(|| rt.block_on(sum_stream(futures::stream::iter(0..PARALLEL_ITEMS).then(write_one))));
+    });
     group.finish();
 }
 
@@ -205,6 +203,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = three_stage_map, parallel_maps, batching
+    targets = three_stage_map, parallel_maps, batching, sequential_async
 }
 criterion_main!(benches);

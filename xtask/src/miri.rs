@@ -63,6 +63,8 @@ pub(crate) const MIRI_CRATES: &[(&str, &[&str])] = &[
             "--test",
             "pipeline_go_examples",
             "--test",
+            "pipeline_fallible",
+            "--test",
             "pipeline_ordering",
             "--test",
             "shutdown_scenarios",

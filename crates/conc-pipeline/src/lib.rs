@@ -57,10 +57,12 @@
 //! # The model
 //!
 //! - **Backpressure.** Every link is a bounded channel of `capacity` items
-//!   ([`Pipeline::capacity`], default 256). Items travel in chunks of up to
-//!   `min(capacity, 64)` so cheap items do not pay a channel operation
-//!   each, but a stage never holds an item back to fill a chunk: a chunk
-//!   leaves as soon as the stage would otherwise wait. The items held by a
+//!   ([`Pipeline::capacity`], default 1024). Items travel in chunks of up
+//!   to `min(capacity, 256)` (64 after the workers of a parallel stage) so
+//!   cheap items do not pay a channel operation and a thread wake-up each,
+//!   but a stage never holds an item back to fill a chunk: a chunk leaves
+//!   as soon as the stage would otherwise wait (for `then`, once results
+//!   have waited about a millisecond for a slow call). The items held by a
 //!   pipeline are at most the sum of its capacities plus one input and one
 //!   output chunk per stage task.
 //! - **Parallel stages** ([`map_concurrent`](Pipeline::map_concurrent),
@@ -70,6 +72,10 @@
 //!   `StreamExt::buffered` stall, futures-rs #2387), and CPU-bound work
 //!   spreads over the runtime's threads. [`Concurrency`] changes the worker
 //!   count while it runs.
+//! - **Sequential async.** [`then`](Pipeline::then) awaits an async
+//!   function on one item at a time, in order, in the stage's own task:
+//!   cheaper than `map_concurrent(1, f)`, and overlapped with the stages
+//!   around it.
 //! - **Errors.** Fallible stages (`try_*`) follow an [`ErrorPolicy`]: fail
 //!   fast (default), skip and count, or send to a side output.
 //! - **Cancellation.** Cancelling the pipeline's [`Token`](conc_core::Token)

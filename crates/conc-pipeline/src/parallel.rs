@@ -21,6 +21,9 @@ use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 
 type Spawner = Box<dyn Fn() + Send + Sync>;
 
+/// Items queued for the workers of a parallel stage, one channel slot each.
+pub(crate) const WORK_QUEUE: usize = 64;
+
 /// The worker count of a parallel stage: a target the caller sets and the
 /// number of workers alive.
 ///

@@ -1,7 +1,7 @@
 //! The [`Pipeline`] builder: sources and stages.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{self, Future};
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,13 +11,13 @@ use conc_core::channel::Receiver;
 use futures_core::Stream;
 
 use crate::error::{BoxError, BuildError};
-use crate::link::{DEFAULT_CAPACITY, LinkRx, LinkTx, MAX_CHUNK, link, link_shared};
-use crate::parallel::{Concurrency, Ctl, Results, Window, WorkerOut, dispatch, reorder, route, worker};
+use crate::link::{DEFAULT_CAPACITY, Feed, LinkRx, LinkTx, link, link_fed};
+use crate::parallel::{Concurrency, Ctl, Results, WORK_QUEUE, Window, WorkerOut, dispatch, reorder, route, worker};
 use crate::policy::ErrorPolicy;
 use crate::report::{Progress, StageStats};
 use crate::run::{RunShared, Shared, StageCtx};
 use crate::source::{self, Emitter};
-use crate::stage::{Outbox, batch_stage, sync_stage};
+use crate::stage::{Outbox, batch_stage, sequential_stage};
 use crate::sync::lock_std as lock;
 
 /// Starts every stage of a pipeline for one run and returns the receiver
@@ -173,7 +173,9 @@ impl<T: Send + 'static> Pipeline<T> {
                 let ctx = StageCtx::new(run, &stats);
                 run.spawn(
                     &stats,
-                    sync_stage(ctx, input, tx.clone(), ErrorPolicy::Skip, |item| Ok::<_, BoxError>(Some(item))),
+                    sequential_stage(ctx, input, tx.clone(), ErrorPolicy::Skip, |item| {
+                        future::ready(Ok::<_, BoxError>(Some(item)))
+                    }),
                 );
             }
             rx
@@ -196,12 +198,12 @@ impl<T: Send + 'static> Pipeline<T> {
         U: Send + 'static,
         B: FnOnce(&Arc<RunShared>, StageCtx, LinkRx<T>, LinkTx<U>, ErrorPolicy) + Send + 'static,
     {
-        self.add_stage_with(name, concurrency, 1, body)
+        self.add_stage_with(name, concurrency, Feed::Task, body)
     }
 
     /// [`add_stage`](Self::add_stage) for a stage whose output is fed by
-    /// `senders` tasks at once.
-    fn add_stage_with<U, B>(self, name: &str, concurrency: Option<Concurrency>, senders: usize, body: B) -> Pipeline<U>
+    /// `feed` (the workers of a parallel stage).
+    fn add_stage_with<U, B>(self, name: &str, concurrency: Option<Concurrency>, feed: Feed, body: B) -> Pipeline<U>
     where
         U: Send + 'static,
         B: FnOnce(&Arc<RunShared>, StageCtx, LinkRx<T>, LinkTx<U>, ErrorPolicy) + Send + 'static,
@@ -213,7 +215,7 @@ impl<T: Send + 'static> Pipeline<T> {
         let upstream_capacity = self.capacity;
         let start: StartFn<U> = Box::new(move |run, capacity| {
             let input = upstream(run, upstream_capacity);
-            let (tx, rx) = link_shared(run, capacity, senders);
+            let (tx, rx) = link_fed(run, capacity, feed);
             let policy = stage.policy(&shared);
             body(run, StageCtx::new(run, &stage.stats), input, tx, policy);
             rx
@@ -222,24 +224,38 @@ impl<T: Send + 'static> Pipeline<T> {
     }
 
     /// A one-task stage turning each item into zero or more.
-    fn sequential<U, I, S>(self, name: &str, step: S) -> Pipeline<U>
+    fn sequential<U, I, S>(self, name: &str, mut step: S) -> Pipeline<U>
     where
         U: Send + 'static,
         S: FnMut(T) -> Result<I, BoxError> + Send + 'static,
         I: IntoIterator<Item = U> + Send + 'static,
         I::IntoIter: Send,
     {
+        self.sequential_async(name, move |item| future::ready(step(item)))
+    }
+
+    /// [`sequential`](Self::sequential) with an async step, awaited one
+    /// item at a time.
+    fn sequential_async<U, I, S, Fut>(self, name: &str, step: S) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        S: FnMut(T) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<I, BoxError>> + Send + 'static,
+        I: IntoIterator<Item = U> + Send + 'static,
+        I::IntoIter: Send,
+    {
         self.add_stage(name, None, move |run, ctx, input, output, policy| {
             let stats = Arc::clone(&ctx.stats);
-            run.spawn(&stats, sync_stage(ctx, input, output, policy, step));
+            run.spawn(&stats, sequential_stage(ctx, input, output, policy, step));
         })
     }
 
     /// Sets the capacity (in items) of the channel after the last stage
-    /// added (or after the source). The default is [`DEFAULT_CAPACITY`](crate::DEFAULT_CAPACITY) (256);
+    /// added (or after the source). The default is [`DEFAULT_CAPACITY`](crate::DEFAULT_CAPACITY) (1024);
     /// lower it for large items.
     ///
-    /// Items move between stages in chunks of up to `min(capacity, 64)`;
+    /// Items move between stages in chunks of up to `min(capacity, 256)`
+    /// (`min(capacity, 64) / workers` after an unordered parallel stage);
     /// the items a pipeline holds are bounded by the sum of its capacities
     /// plus at most one input and one output chunk in each stage's hands.
     ///
@@ -407,6 +423,150 @@ impl<T: Send + 'static> Pipeline<T> {
         self.sequential("try_filter_map", move |item| f(item).map_err(Into::into))
     }
 
+    /// Keeps the items for which a fallible `f` returns `Ok(true)`; errors
+    /// go to the stage's [`ErrorPolicy`] (the item is dropped with them).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pipeline::{ErrorPolicy, Pipeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let lines = ["7", "x", "12", "30"];
+    /// let small = Pipeline::from_iter(lines)
+    ///     .try_filter(|line| line.parse::<u32>().map(|n| n < 20))
+    ///     .on_error(ErrorPolicy::Skip) // "x" is counted and dropped
+    ///     .collect()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(small, ["7", "12"]);
+    /// # }
+    /// ```
+    pub fn try_filter<E, F>(self, mut f: F) -> Pipeline<T>
+    where
+        E: Into<BoxError>,
+        F: FnMut(&T) -> Result<bool, E> + Send + 'static,
+    {
+        self.sequential("try_filter", move |item| match f(&item) {
+            Ok(keep) => Ok(keep.then_some(item)),
+            Err(error) => Err(error.into()),
+        })
+    }
+
+    /// Replaces every item with the items a fallible `f` returns for it;
+    /// errors go to the stage's [`ErrorPolicy`] (the item yields nothing).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pipeline::{ErrorPolicy, Pipeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let rows = ["1,2", "3,x", "4"];
+    /// let numbers = Pipeline::from_iter(rows)
+    ///     .try_flat_map(|row| row.split(',').map(str::parse::<u32>).collect::<Result<Vec<_>, _>>())
+    ///     .on_error(ErrorPolicy::Skip) // the whole row "3,x" is dropped
+    ///     .collect()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(numbers, [1, 2, 4]);
+    /// # }
+    /// ```
+    pub fn try_flat_map<U, I, E, F>(self, mut f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        I: IntoIterator<Item = U> + Send + 'static,
+        I::IntoIter: Send,
+        E: Into<BoxError>,
+        F: FnMut(T) -> Result<I, E> + Send + 'static,
+    {
+        self.sequential("try_flat_map", move |item| f(item).map_err(Into::into))
+    }
+
+    /// Awaits the async `f` on every item, one at a time and in input order,
+    /// in the stage's own task (`StreamExt::then`, as a pipeline stage). For
+    /// a sequential async step this is cheaper than
+    /// [`map_concurrent(1, f)`](Pipeline::map_concurrent): no feeding task
+    /// and no per-item queue, and `f` may be `FnMut`.
+    ///
+    /// Results travel on in chunks, like every stage's; while `f` waits,
+    /// results already done are sent on once they have waited about a
+    /// millisecond (sooner sends would cost a consumer wake-up per item when
+    /// `f` only waits briefly), unless the next stage's channel is full and
+    /// its consumer busy anyway. Cancelling the run drops the item whose `f`
+    /// is waiting (counted in
+    /// [`dropped_in_flight`](crate::PipelineReport::dropped_in_flight)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pipeline::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut calls = 0;
+    /// let out = Pipeline::from_iter(1..=3)
+    ///     .then(move |n| {
+    ///         calls += 1; // FnMut: state across calls
+    ///         async move {
+    ///             tokio::task::yield_now().await; // stands for an I/O call
+    ///             n * 10 + calls
+    ///         }
+    ///     })
+    ///     .collect()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(out, [11, 22, 33]);
+    /// # }
+    /// ```
+    pub fn then<U, F, Fut>(self, mut f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        F: FnMut(T) -> Fut + Send + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+    {
+        self.sequential_async("then", move |item| {
+            let call = f(item);
+            async move { Ok::<_, BoxError>(Some(call.await)) }
+        })
+    }
+
+    /// The fallible form of [`then`](Pipeline::then); errors go to the
+    /// stage's [`ErrorPolicy`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pipeline::{ErrorPolicy, Pipeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (errors_tx, errors_rx) = conc_core::channel::unbounded();
+    /// let stored = Pipeline::from_iter(1..=5)
+    ///     .try_then(|n| async move { if n == 3 { Err("disk full") } else { Ok(n) } })
+    ///     .on_error(ErrorPolicy::SideOutput(errors_tx)) // failures go aside
+    ///     .collect()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(stored, [1, 2, 4, 5]);
+    /// assert_eq!(errors_rx.try_recv().unwrap().to_string(), "stage `try_then` failed: disk full");
+    /// # }
+    /// ```
+    pub fn try_then<U, E, F, Fut>(self, mut f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        E: Into<BoxError>,
+        F: FnMut(T) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+    {
+        self.sequential_async("try_then", move |item| {
+            let call = f(item);
+            async move { call.await.map(Some).map_err(Into::into) }
+        })
+    }
+
     fn parallel<U, G, Fut>(self, name: &str, workers: usize, ordered: bool, g: G) -> Result<Pipeline<U>, BuildError>
     where
         U: Send + 'static,
@@ -419,9 +579,10 @@ impl<T: Send + 'static> Pipeline<T> {
         let ctl = Ctl::new(workers);
         let concurrency = Concurrency { ctl: Arc::clone(&ctl) };
         let g = Arc::new(g);
-        let senders = if ordered { 1 } else { workers };
-        Ok(self.add_stage_with(name, Some(concurrency), senders, move |run, ctx, input, output, policy| {
-            let queue = MAX_CHUNK;
+        // An ordered stage's output comes from its one reorder task.
+        let feed = if ordered { Feed::Task } else { Feed::Workers(workers) };
+        Ok(self.add_stage_with(name, Some(concurrency), feed, move |run, ctx, input, output, policy| {
+            let queue = WORK_QUEUE;
             let (work_tx, work_rx) = async_channel::bounded::<(u64, T)>(queue);
             run.close_on_cancel(&work_tx);
             let stats = Arc::clone(&ctx.stats);
@@ -547,24 +708,80 @@ impl<T: Send + 'static> Pipeline<T> {
         F: Fn(T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = U> + Send + 'static,
     {
+        self.partitioned("partition_by", key, workers, move |item| {
+            let future = f(item);
+            async move { Ok::<U, BoxError>(future.await) }
+        })
+    }
+
+    /// The fallible form of [`partition_by`](Pipeline::partition_by); errors
+    /// go to the stage's [`ErrorPolicy`]. A skipped item leaves the order of
+    /// the other items of its key unchanged.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroConcurrency`] for 0 workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pipeline::{ErrorPolicy, Pipeline};
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // (account, amount): each account's updates stay in order.
+    /// let updates = [(1, 10), (2, 5), (1, -20), (2, 7), (1, 4)];
+    /// let applied = Pipeline::from_iter(updates)
+    ///     .try_partition_by(|(account, _)| *account, 2, |(account, amount)| async move {
+    ///         if amount < 0 { Err(format!("account {account}: negative amount")) } else { Ok((account, amount)) }
+    ///     })?
+    ///     .on_error(ErrorPolicy::Skip)
+    ///     .collect()
+    ///     .await?;
+    /// let account_1: Vec<i32> = applied.iter().filter(|(a, _)| *a == 1).map(|(_, n)| *n).collect();
+    /// assert_eq!(account_1, [10, 4]);
+    /// assert_eq!(applied.len(), 4);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_partition_by<U, E, Q, K, F, Fut>(self, key: K, workers: usize, f: F) -> Result<Pipeline<U>, BuildError>
+    where
+        U: Send + 'static,
+        E: Into<BoxError>,
+        Q: Hash + 'static,
+        K: Fn(&T) -> Q + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+    {
+        self.partitioned("try_partition_by", key, workers, move |item| {
+            let future = f(item);
+            async move { future.await.map_err(Into::into) }
+        })
+    }
+
+    fn partitioned<U, Q, K, G, Fut>(self, name: &str, key: K, workers: usize, g: G) -> Result<Pipeline<U>, BuildError>
+    where
+        U: Send + 'static,
+        Q: Hash + 'static,
+        K: Fn(&T) -> Q + Send + 'static,
+        G: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, BoxError>> + Send + 'static,
+    {
         if workers == 0 {
             return Err(BuildError::ZeroConcurrency);
         }
-        let f = Arc::new(move |item: T| {
-            let future = f(item);
-            async move { Ok::<U, BoxError>(future.await) }
-        });
-        Ok(self.add_stage_with("partition_by", None, workers, move |run, ctx, input, output, policy| {
+        let g = Arc::new(g);
+        Ok(self.add_stage_with(name, None, Feed::Workers(workers), move |run, ctx, input, output, policy| {
             // A fixed worker set: keys must keep their worker.
             let ctl = Ctl::new(workers);
             let mut queues = Vec::with_capacity(workers);
             for _ in 0..workers {
-                let (tx, rx) = async_channel::bounded::<(u64, T)>(MAX_CHUNK);
+                let (tx, rx) = async_channel::bounded::<(u64, T)>(WORK_QUEUE);
                 run.close_on_cancel(&tx);
                 queues.push(tx);
                 ctl.count_started();
                 let out = WorkerOut::Unordered(Outbox::new(output.clone()));
-                run.spawn(&ctx.stats, worker(ctx.clone(), rx, out, Arc::clone(&f), policy.clone(), Arc::clone(&ctl)));
+                run.spawn(&ctx.stats, worker(ctx.clone(), rx, out, Arc::clone(&g), policy.clone(), Arc::clone(&ctl)));
             }
             drop(output);
             let stats = Arc::clone(&ctx.stats);

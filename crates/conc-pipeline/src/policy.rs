@@ -5,8 +5,9 @@ use conc_core::channel::Tx;
 use crate::error::{BoxError, Failure, StageError};
 use crate::run::StageCtx;
 
-/// What a fallible stage (`try_map`, `try_filter_map`, `try_map_concurrent`,
-/// `try_map_ordered`) does when its function returns an error.
+/// What a fallible stage (`try_map`, `try_filter`, `try_filter_map`,
+/// `try_flat_map`, `try_then`, `try_map_concurrent`, `try_map_ordered`,
+/// `try_partition_by`) does when its function returns an error.
 ///
 /// Set it for the whole pipeline with
 /// [`Pipeline::error_policy`](crate::Pipeline::error_policy) or for the

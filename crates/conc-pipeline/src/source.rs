@@ -17,9 +17,10 @@ use crate::stage::Outbox;
 /// Sends `chunk`, counting it as produced; on failure counts it dropped.
 async fn emit<T>(ctx: &StageCtx, out: &mut Outbox<T>, chunk: Vec<T>) -> bool {
     ctx.stats.add_in(chunk.len());
-    for item in chunk {
-        if let Err(lost) = out.push(item, &ctx.stats).await {
-            ctx.run.drop_items(lost);
+    let mut items = chunk.into_iter();
+    while out.fill(&mut items) {
+        if let Err(lost) = out.flush(&ctx.stats).await {
+            ctx.run.drop_items(lost + items.len());
             return false;
         }
     }
@@ -36,7 +37,6 @@ pub(crate) async fn from_iter<I>(ctx: StageCtx, iter: I, output: LinkTx<I::Item>
 where
     I: Iterator,
 {
-    let chunk_size = output.chunk;
     let mut out = Outbox::new(output);
     let mut iter = iter;
     loop {
@@ -44,13 +44,16 @@ where
             ctx.run.stopped_early();
             return;
         }
+        // Straight from the iterator into the outgoing chunk: no copy.
         let started = Instant::now();
-        let chunk: Vec<I::Item> = iter.by_ref().take(chunk_size).collect();
-        if chunk.is_empty() {
+        let more = out.fill(&mut iter);
+        ctx.stats.add_in(out.held());
+        ctx.stats.add_busy(started.elapsed());
+        if let Err(lost) = out.flush(&ctx.stats).await {
+            ctx.run.drop_items(lost);
             return;
         }
-        ctx.stats.add_busy(started.elapsed());
-        if !emit(&ctx, &mut out, chunk).await {
+        if !more {
             return;
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use conc_core::Token;
 use futures_lite::StreamExt;
 
-use crate::{BuildError, ErrorPolicy, Pipeline, PipelineError};
+use crate::{BoxError, BuildError, ErrorPolicy, Pipeline, PipelineError};
 
 /// `full` items normally, a twentieth under miri (which runs ~1000x slower).
 const fn scaled(full: u64) -> u64 {
@@ -103,21 +103,21 @@ async fn bad_settings_are_rejected_when_built() {
     assert_eq!(running.concurrency().unwrap().set_concurrency(0), Err(BuildError::ZeroConcurrency));
 }
 
-#[tokio::test(start_paused = true)]
-async fn batches_fill_or_time_out() {
-    // Items 0..5 at once, then one more after 50 ms, then two after 200 ms.
-    let pipeline = Pipeline::generate(|out, _| async move {
-        for n in 0..5 {
-            out.send(n).await.unwrap();
+/// A source that, for each step, waits its milliseconds and then sends its
+/// items; it ends after the last step.
+fn scripted(script: Vec<(u64, Vec<i32>)>) -> Pipeline<i32> {
+    Pipeline::generate(|out, _| async move {
+        for (wait, items) in script {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            for n in items {
+                out.send(n).await.unwrap();
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        out.send(5).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        out.send(6).await.unwrap();
-        out.send(7).await.unwrap();
     })
-    .batch(4, Duration::from_millis(100))
-    .unwrap();
+}
+
+/// Every batch the pipeline emits, with the milliseconds since the start.
+async fn timed_batches<T: Send + 'static>(pipeline: Pipeline<Vec<T>>) -> Vec<(Vec<T>, u128)> {
     let start = tokio::time::Instant::now();
     let mut stream = pipeline.into_stream();
     let mut batches = Vec::new();
@@ -125,6 +125,16 @@ async fn batches_fill_or_time_out() {
         batches.push((batch, start.elapsed().as_millis()));
     }
     stream.finish().await.unwrap();
+    batches
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_fill_or_time_out() {
+    // Items 0..5 at once, then one more after 50 ms, then two after 200 ms.
+    let pipeline = scripted(vec![(0, vec![0, 1, 2, 3, 4]), (50, vec![5]), (200, vec![6, 7])])
+        .batch(4, Duration::from_millis(100))
+        .unwrap();
+    let batches = timed_batches(pipeline).await;
     // [0..4) is full at once; [4, 5] times out 100 ms after item 4 came;
     // [6, 7] is sent when the input ends at 250 ms.
     assert_eq!(batches, vec![(vec![0, 1, 2, 3], 0), (vec![4, 5], 100), (vec![6, 7], 250)]);
@@ -390,9 +400,13 @@ async fn cancel_drops_in_flight_items_and_counts_every_one() {
     for concurrent in [false, true] {
         let token = Token::new();
         let received = Arc::new(AtomicUsize::new(0));
-        let pipeline = Pipeline::from_iter(0..u64::MAX).with_token(token.clone()).map(|n| n * 2);
+        // Small links: the source runs ahead by their sum before the cancel,
+        // and every item it makes costs time under miri.
+        let pipeline = Pipeline::from_iter(0..u64::MAX).with_token(token.clone()).capacity(64).unwrap();
+        let pipeline = pipeline.map(|n| n * 2).capacity(64).unwrap();
         let pipeline = if concurrent {
-            pipeline.map_ordered(3, |n| async move { n }).unwrap().map_concurrent(2, |n| async move { n }).unwrap()
+            let ordered = pipeline.map_ordered(3, |n| async move { n }).unwrap().capacity(64).unwrap();
+            ordered.map_concurrent(2, |n| async move { n }).unwrap()
         } else {
             pipeline.filter(|_| true)
         };
@@ -553,7 +567,9 @@ async fn a_dropped_tee_branch_gets_nothing_and_holds_nothing_back() {
 
 #[tokio::test]
 async fn dropping_the_sink_future_stops_every_task() {
-    let pipeline = Pipeline::from_iter(0..u64::MAX).map(|n| n).map_concurrent(3, |n| async move { n }).unwrap();
+    // Small links keep the run ahead of the sink short (and cheap under miri).
+    let pipeline = Pipeline::from_iter(0..u64::MAX).capacity(64).unwrap().map(|n| n).capacity(64).unwrap();
+    let pipeline = pipeline.map_concurrent(3, |n| async move { n }).unwrap();
     let progress = pipeline.progress();
     let mut stream = pipeline.into_stream();
     assert_eq!(stream.next().await, Some(0));
@@ -577,4 +593,207 @@ async fn finishing_a_stream_early_reports_a_cancel() {
     let error = stream.finish().await.unwrap_err();
     assert!(error.is_cancelled());
     assert_eq!(progress.live_tasks(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn then_awaits_one_item_at_a_time_in_order() {
+    let flight = Arc::new(InFlight::default());
+    let f = Arc::clone(&flight);
+    let items = scaled(200);
+    let mut calls = 0_u64;
+    let out = Pipeline::from_iter(0..items)
+        .then(move |n| {
+            calls += 1;
+            let call = calls;
+            let f = Arc::clone(&f);
+            async move {
+                f.enter();
+                tokio::time::sleep(delay_for(n)).await;
+                f.exit();
+                (n, call)
+            }
+        })
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(out, (0..items).map(|n| (n, n + 1)).collect::<Vec<_>>());
+    assert_eq!(flight.max.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn then_sends_results_on_while_its_function_waits() {
+    // Item 3's call takes an hour; items 0..3 must not wait for it in a
+    // half-filled chunk: they leave once they have been held for HOLD.
+    let pipeline = Pipeline::from_iter(0..10_u64).then(|n| async move {
+        if n == 3 {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        n
+    });
+    let token = pipeline.token();
+    let progress = pipeline.progress();
+    let received = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&received);
+    let run = tokio::spawn(pipeline.for_each(move |_| {
+        r.fetch_add(1, Ordering::SeqCst);
+        async {}
+    }));
+    tokio::time::sleep(crate::stage::HOLD / 2).await;
+    assert_eq!(received.load(Ordering::SeqCst), 0);
+    tokio::time::sleep(crate::stage::HOLD).await;
+    assert_eq!(received.load(Ordering::SeqCst), 3);
+    // Cancelling drops the waiting call at once: the hour does not pass.
+    let cancelled_at = tokio::time::Instant::now();
+    token.cancel();
+    let error = run.await.unwrap().unwrap_err();
+    assert_eq!(cancelled_at.elapsed(), Duration::ZERO);
+    let PipelineError::Cancelled { report, .. } = error else { panic!("expected a cancel") };
+    // Item 3 (waiting) and 4..10 (in the stage's input chunk) were dropped.
+    assert_eq!(report.dropped_in_flight, 7);
+    assert_eq!(report.stage("then").unwrap().items_out, 3);
+    assert_eq!(progress.live_tasks(), 0);
+}
+
+#[tokio::test]
+async fn then_is_fail_fast_and_skip_aware_in_its_fallible_form() {
+    let error = Pipeline::from_iter(0..u64::MAX)
+        .try_then(|n| async move { if n == 40 { Err(format!("write {n} failed")) } else { Ok(n) } })
+        .map(|n| n * 2)
+        .run()
+        .await
+        .unwrap_err();
+    let PipelineError::Stage { stage, source, report } = error else { panic!("expected a stage error") };
+    assert_eq!((stage.as_str(), source.to_string().as_str()), ("try_then", "write 40 failed"));
+    assert_eq!(report.stage("try_then").unwrap().errors, 1);
+
+    let out = Pipeline::from_iter(0..30_u64)
+        .try_then(|n| async move {
+            tokio::task::yield_now().await;
+            if n % 3 == 0 { Err("multiple of three") } else { Ok(n) }
+        })
+        .on_error(ErrorPolicy::Skip)
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(out, (0..30).filter(|n| n % 3 != 0).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn try_filter_and_try_flat_map_apply_their_policy() {
+    let parse = |s: &&str| s.parse::<u8>().map(|n| n % 2 == 0);
+    let error = Pipeline::from_iter(["2", "3", "x", "4"]).try_filter(parse).collect().await.unwrap_err();
+    let PipelineError::Stage { stage, report, .. } = error else { panic!("expected a stage error") };
+    assert_eq!(stage, "try_filter");
+    assert_eq!(report.errors(), 1);
+
+    let kept = Pipeline::from_iter(["2", "3", "x", "4", "y"])
+        .try_filter(parse)
+        .on_error(ErrorPolicy::Skip)
+        .named("even")
+        .run()
+        .await
+        .unwrap();
+    let even = kept.stage("even").unwrap();
+    assert_eq!((even.items_in, even.items_out, even.errors), (5, 2, 2));
+
+    let (errors_tx, errors_rx) = conc_core::channel::unbounded();
+    let out = Pipeline::from_iter(0..10_u32)
+        .error_policy(ErrorPolicy::SideOutput(errors_tx))
+        .try_flat_map(|n| if n == 4 { Err("four") } else { Ok(vec![n; n as usize % 3]) })
+        .collect()
+        .await
+        .unwrap();
+    let expected: Vec<u32> = (0..10).filter(|&n| n != 4).flat_map(|n| vec![n; n as usize % 3]).collect();
+    assert_eq!(out, expected);
+    let error = errors_rx.try_recv().unwrap();
+    assert_eq!((error.stage.as_str(), error.error.to_string().as_str()), ("try_flat_map", "four"));
+    assert!(errors_rx.try_recv().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_partition_by_keeps_each_keys_order_past_skipped_errors() {
+    let items = scaled(300);
+    let pipeline = Pipeline::from_iter(0..items)
+        .try_partition_by(
+            |n| n % 5,
+            3,
+            |n| async move {
+                tokio::time::sleep(delay_for(n)).await;
+                if n % 11 == 0 { Err(format!("bad {n}")) } else { Ok(n) }
+            },
+        )
+        .unwrap()
+        .on_error(ErrorPolicy::Skip);
+    let progress = pipeline.progress();
+    let out = pipeline.collect().await.unwrap();
+    assert_eq!(out.len() as u64, items - items.div_ceil(11));
+    for key in 0..5 {
+        let of_key: Vec<u64> = out.iter().copied().filter(|n| n % 5 == key).collect();
+        let expected: Vec<u64> = (0..items).filter(|n| n % 5 == key && n % 11 != 0).collect();
+        assert_eq!(of_key, expected, "key {key}");
+    }
+    assert_eq!(progress.stages()[1].errors, items.div_ceil(11));
+    assert_eq!(progress.live_tasks(), 0);
+
+    let error = Pipeline::from_iter(0..u64::MAX)
+        .try_partition_by(|n| *n, 4, |n| async move { if n == 77 { Err("seventy-seven") } else { Ok(n) } })
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PipelineError::Stage { ref stage, .. } if stage == "try_partition_by"), "{error:?}");
+    assert_eq!(
+        Pipeline::from_iter(0..1).try_partition_by(|n| *n, 0, |n| async move { Ok::<_, BoxError>(n) }).unwrap_err(),
+        BuildError::ZeroConcurrency
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_waits_its_own_max_wait_after_an_earlier_batch_filled() {
+    // Batch [0, 1, 2] fills at 0 ms; item 3 comes at 50 ms and must wait
+    // until 150 ms, not leave when the first batch's 100 ms would be up.
+    let pipeline =
+        scripted(vec![(0, vec![0, 1, 2]), (50, vec![3]), (500, vec![])]).batch(3, Duration::from_millis(100)).unwrap();
+    let batches = timed_batches(pipeline).await;
+    assert_eq!(batches, vec![(vec![0, 1, 2], 0), (vec![3], 150)]);
+
+    // A wait too long to represent never times out, and does not panic.
+    let out = Pipeline::from_iter(0..5).batch(2, Duration::MAX).unwrap().collect().await.unwrap();
+    assert_eq!(out, vec![vec![0, 1], vec![2, 3], vec![4]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn then_keeps_working_while_the_sink_is_busy() {
+    // A call takes 10 ms; the sink's first item takes 10 s. Results held
+    // past HOLD go out only while the link has room, so the stage never
+    // blocks on a busy sink before its own chunk is full.
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&done);
+    let seen = Arc::clone(&done);
+    let mut first = true;
+    let mut order = Vec::new();
+    let items = if cfg!(miri) { 20 } else { 100 };
+    Pipeline::from_iter(0..items)
+        .then(move |n| {
+            let d = Arc::clone(&d);
+            async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                d.fetch_add(1, Ordering::SeqCst);
+                n
+            }
+        })
+        .for_each(|n| {
+            order.push(n);
+            let busy = std::mem::take(&mut first);
+            let seen = Arc::clone(&seen);
+            async move {
+                if busy {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    assert_eq!(seen.load(Ordering::SeqCst), items as usize, "calls done while the sink was busy");
+                }
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(order, (0..items).collect::<Vec<_>>());
 }
