@@ -81,8 +81,12 @@
 //! - **Cancellation.** Cancelling the pipeline's [`Token`](conc_core::Token)
 //!   stops every task promptly; the run ends with
 //!   [`PipelineError::Cancelled`], whose report counts the items that were
-//!   in flight and dropped. Dropping a sink's future cancels and aborts the
-//!   tasks too. Nothing outlives the sink ([`Progress::live_tasks`]).
+//!   in flight and dropped. A call of an async stage function that is
+//!   waiting when the cancel comes (`then`, the parallel stages) is dropped
+//!   with its item, so a call that would never end cannot hold the run
+//!   up; a generator gets the token to watch. Dropping a sink's future
+//!   cancels and aborts the tasks too. Nothing outlives the sink
+//!   ([`Progress::live_tasks`]).
 //!
 //! # Differences from Go
 //!

@@ -3,12 +3,15 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
+use std::future::{self, Future};
 use std::hash::{BuildHasher, Hash};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::task::Poll;
 
 use async_channel::{Receiver, Sender, TrySendError};
+use conc_core::Cancelled;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -274,6 +277,10 @@ pub(crate) async fn worker<T, U, F, Fut>(
     Fut: Future<Output = Result<U, BoxError>>,
 {
     let run = &ctx.run;
+    // Raced against every call that waits, so that a cancel stops a worker
+    // stuck in a call that never ends (a read from a silent pipe) rather
+    // than leave the run's join waiting for it.
+    let mut cancelled = pin!(run.token.cancelled());
     loop {
         if ctl.try_retire() {
             if let Err(lost) = out.flush(&ctx).await {
@@ -305,8 +312,15 @@ pub(crate) async fn worker<T, U, F, Fut>(
             return;
         }
         let started = Instant::now();
-        let result = f(item).await;
+        let result = call_unless_cancelled(f(item), cancelled.as_mut()).await;
         ctx.stats.add_busy(started.elapsed());
+        let Some(result) = result else {
+            // The call was dropped with its item.
+            run.drop_items(1 + out.held());
+            run.abandon_items(&work);
+            ctl.exit();
+            return;
+        };
         let value = match result {
             Ok(value) => Some(value),
             Err(error) => match policy.handle(&ctx, error).await {
@@ -332,6 +346,17 @@ pub(crate) async fn worker<T, U, F, Fut>(
         run.drop_items(lost);
     }
     ctl.exit();
+}
+
+/// Awaits `call`, or `None` if the run is cancelled while it waits. The
+/// call is polled first, so a call ready at once never touches the token.
+async fn call_unless_cancelled<F: Future>(call: F, mut cancelled: Pin<&mut Cancelled<'_>>) -> Option<F::Output> {
+    let mut call = pin!(call);
+    future::poll_fn(|cx| match call.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => cancelled.as_mut().poll(cx).map(|()| None),
+    })
+    .await
 }
 
 /// Sends one job to the workers, timing a wait for room. False if the

@@ -536,6 +536,52 @@ async fn cancelling_stops_a_waiting_generator_promptly() {
     assert_eq!(progress.live_tasks(), 0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn cancelling_stops_workers_stuck_in_calls_that_never_end() {
+    for kind in ["map_concurrent", "map_ordered", "partition_by"] {
+        let token = Token::new();
+        let started = Arc::new(AtomicUsize::new(0));
+        let s = Arc::clone(&started);
+        let call = move |n: u64| {
+            s.fetch_add(1, Ordering::SeqCst);
+            async move {
+                std::future::pending::<()>().await;
+                n
+            }
+        };
+        let source = Pipeline::from_iter(0..10u64).with_token(token.clone());
+        let pipeline = match kind {
+            "map_concurrent" => source.map_concurrent(3, call).unwrap(),
+            "map_ordered" => source.map_ordered(3, call).unwrap(),
+            _ => source.partition_by(|n: &u64| *n, 3, call).unwrap(),
+        };
+        let progress = pipeline.progress();
+        let run = tokio::spawn(pipeline.collect());
+        // Waiting for a condition, not for time (paused time moves on by
+        // itself): the first call is stuck; one more turn lets every task
+        // run until it waits, so each worker with an item is in its call.
+        while started.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let stuck = started.load(Ordering::SeqCst) as u64;
+        token.cancel();
+        // Paused time jumps ahead once every task waits: a run still
+        // waiting for its stuck calls fails here rather than hang.
+        let Ok(finished) = tokio::time::timeout(Duration::from_secs(3600), run).await else {
+            panic!("{kind}: the cancel did not stop the workers stuck in their calls")
+        };
+        let PipelineError::Cancelled { report, .. } = finished.unwrap().unwrap_err() else {
+            panic!("{kind}: expected a cancel")
+        };
+        // Nothing came out: every item taken is counted as dropped, the
+        // three stuck in calls included.
+        assert_eq!(report.stages[0].items_in, report.dropped_in_flight, "{kind}: {report:#?}");
+        assert!(report.dropped_in_flight >= stuck, "{kind}: {report:#?}");
+        assert_eq!(progress.live_tasks(), 0, "{kind}");
+    }
+}
+
 #[tokio::test]
 async fn merge_and_tee() {
     let merged = Pipeline::merge([
