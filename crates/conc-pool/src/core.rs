@@ -109,7 +109,9 @@ pub(crate) struct Core<E: ?Sized + Entry> {
 }
 
 impl<E: ?Sized + Entry> Core<E> {
-    pub(crate) fn new(builder: &Builder, spawn: Spawn<E>) -> Arc<Core<E>> {
+    /// A pool's shared state; its queue has a ring of `ring` slots (see
+    /// [`Queue`]).
+    pub(crate) fn new(builder: &Builder, ring: usize, spawn: Spawn<E>) -> Arc<Core<E>> {
         let core = Arc::new(Core {
             name: builder.name.clone(),
             gate: Gate::new(),
@@ -119,7 +121,7 @@ impl<E: ?Sized + Entry> Core<E> {
             max: AtomicUsize::new(builder.max),
             idle_timeout: builder.idle_timeout,
             clock: builder.clock.clone(),
-            queue: Queue::new(),
+            queue: Queue::new(ring),
             room: Event::new(),
             room_waiters: AtomicUsize::new(0),
             wake: Event::new(),

@@ -194,7 +194,8 @@ impl CpuPool {
                 }
             })
         };
-        let core = Core::new(&builder, spawn);
+        // Room for every job the pool lets be in flight: see `Queue`.
+        let core = Core::new(&builder, builder.capacity.saturating_add(builder.max), spawn);
         Ok(CpuPool { owner: Arc::new(Owner { core, threads }) })
     }
 

@@ -218,7 +218,7 @@ impl Pool {
             drop(runtime.spawn(core.worker_future(work(core.clone()))));
             true
         });
-        Ok(Pool { owner: Arc::new(Owner { core: Core::new(&builder, spawn) }) })
+        Ok(Pool { owner: Arc::new(Owner { core: Core::new(&builder, 0, spawn) }) })
     }
 
     pub(crate) fn core(&self) -> &Arc<Core<dyn AsyncEntry>> {
