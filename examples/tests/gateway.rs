@@ -6,22 +6,21 @@
 //! deadlines for a loaded machine), never for fixed times.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use support::Process;
 
 /// How long to wait for anything before calling the gateway stuck.
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A gateway process, killed if a test fails half way.
 struct Gateway {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
+    process: Process,
     base: String,
     audit_log: PathBuf,
     http: reqwest::Client,
@@ -33,25 +32,11 @@ impl Gateway {
     fn start(name: &str, args: &[&str]) -> Gateway {
         let audit_log = std::env::temp_dir().join(format!("conc-gateway-test-{}-{name}.log", std::process::id()));
         let _ = std::fs::remove_file(&audit_log);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .args(["--port", "0", "--audit-log"])
-            .arg(&audit_log)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the gateway");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
+        command.args(["--port", "0", "--audit-log"]).arg(&audit_log).args(args);
+        let process = Process::spawn("the gateway", &mut command, PATIENCE);
         let http = reqwest::Client::builder().timeout(PATIENCE).build().expect("an HTTP client");
-        let mut gateway = Gateway { child, lines, seen: Vec::new(), base: String::new(), audit_log, http };
+        let mut gateway = Gateway { process, base: String::new(), audit_log, http };
         let first = gateway.wait_for("listening on http://");
         gateway.base = first.trim_start_matches("listening on ").to_owned();
         gateway
@@ -59,24 +44,7 @@ impl Gateway {
 
     /// Waits until the gateway has printed a line containing `text`.
     fn wait_for(&mut self, text: &str) -> String {
-        if let Some(line) = self.seen.iter().find(|line| line.contains(text)) {
-            return line.clone();
-        }
-        let give_up = Instant::now() + PATIENCE;
-        loop {
-            match self.lines.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!("no `{text}` line; output so far:\n{}", self.seen.join("\n")),
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("the gateway exited before `{text}`; output:\n{}", self.seen.join("\n"))
-                }
-            }
-        }
+        self.process.wait_for(text)
     }
 
     fn url(&self, path: &str) -> String {
@@ -120,25 +88,19 @@ impl Gateway {
     }
 
     fn signal(&self, signal: &str) {
-        let status =
-            Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
+        self.process.signal(signal);
     }
 
     /// Reads the rest of the output and the exit status.
     fn finish(&mut self) -> (String, ExitStatus) {
-        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
-            self.seen.push(line);
-        }
-        let status = self.child.wait().expect("wait for the gateway");
-        (self.seen.join("\n"), status)
+        let status = self.process.finish();
+        (self.process.seen.join("\n"), status)
     }
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The process itself is killed by `Process`'s drop; best effort.
         let _ = std::fs::remove_file(&self.audit_log);
     }
 }

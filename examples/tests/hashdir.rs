@@ -10,16 +10,18 @@
 //! suite.
 #![cfg(all(unix, not(miri)))]
 
+mod support;
+
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use support::Process;
 
 /// How long to wait for the program before calling it stuck.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -79,54 +81,36 @@ fn expected(files: &[(String, Vec<u8>)]) -> String {
 /// A running hashdir whose output is read by two threads: stdout line by
 /// line (to wait for a line), stderr whole. Killed if a test fails half way.
 struct Hashdir {
-    child: Child,
-    lines: Receiver<String>,
-    stdout: Vec<String>,
+    process: Process,
     stderr: Option<JoinHandle<String>>,
 }
 
 impl Hashdir {
     fn start(args: &[&Path], configure: impl FnOnce(&mut Command)) -> Hashdir {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hashdir"));
-        command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.args(args).stdin(Stdio::null()).stderr(Stdio::piped());
         configure(&mut command);
-        let mut child = command.spawn().expect("start hashdir");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let mut process = Process::spawn("hashdir", &mut command, PATIENCE);
+        let mut stderr = process.child_mut().stderr.take().expect("piped stderr");
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
+            // A read error ends the text; what was read is kept.
             let _ = stderr.read_to_string(&mut text);
             text
         });
-        Hashdir { child, lines, stdout: Vec::new(), stderr: Some(stderr) }
+        Hashdir { process, stderr: Some(stderr) }
     }
 
     /// Waits until `count` lines have come out on stdout.
     fn wait_for_lines(&mut self, count: usize) {
-        let give_up = Instant::now() + PATIENCE;
-        while self.stdout.len() < count {
-            let left = give_up.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.stdout.push(line),
-                Err(error) => panic!("{error} after {} of {count} lines: {:?}", self.stdout.len(), self.stdout),
-            }
-        }
+        self.process.wait_for_lines(count);
     }
 
     /// Waits until the process has `path` open (read from `/proc`, so Linux
     /// only): a bounded poll for a condition, not a sleep for a time rule.
     #[cfg(target_os = "linux")]
-    fn wait_until_open(&self, path: &Path) {
-        let fds = PathBuf::from(format!("/proc/{}/fd", self.child.id()));
+    fn wait_until_open(&mut self, path: &Path) {
+        let fds = PathBuf::from(format!("/proc/{}/fd", self.process.child_mut().id()));
         let give_up = Instant::now() + PATIENCE;
         loop {
             let entries = fs::read_dir(&fds).expect("list the process's fds");
@@ -139,36 +123,15 @@ impl Hashdir {
     }
 
     fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid).status().expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
+        self.process.signal(signal);
     }
 
-    /// Waits for the exit (a bounded poll), and returns the status, stdout
-    /// and stderr.
+    /// Waits for the exit, and returns the status, stdout and stderr.
     fn finish(mut self) -> (ExitStatus, String, String) {
-        let give_up = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("poll hashdir") {
-                break status;
-            }
-            assert!(Instant::now() < give_up, "hashdir did not exit; stdout so far: {:?}", self.stdout);
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        // The pipes are closed now: the readers end.
-        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
-            self.stdout.push(line);
-        }
+        let status = self.process.finish();
         let stderr = self.stderr.take().expect("stderr reader").join().expect("stderr reader panicked");
-        let stdout = self.stdout.iter().map(|line| format!("{line}\n")).collect();
+        let stdout = self.process.seen.iter().map(|line| format!("{line}\n")).collect();
         (status, stdout, stderr)
-    }
-}
-
-impl Drop for Hashdir {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -252,7 +215,7 @@ fn files_and_pipes_named_on_the_command_line_are_hashed_in_order() {
     let mut run = Hashdir::start(&[&sub, Path::new("/dev/stdin"), &one], |command| {
         command.stdin(Stdio::piped());
     });
-    let mut stdin = run.child.stdin.take().expect("piped stdin");
+    let mut stdin = run.process.child_mut().stdin.take().expect("piped stdin");
     stdin.write_all(&piped).expect("write the pipe");
     drop(stdin);
     let (status, stdout, stderr) = run.finish();

@@ -4,87 +4,24 @@
 //! the long timeouts only stop a broken build from hanging the suite.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use support::Process;
 
 /// How long to wait for a line before calling the demo stuck.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The demo, killed if a test fails half way.
-struct Demo {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
+fn start(args: &[&str]) -> Process {
+    Process::spawn("shutdown_demo", Command::new(env!("CARGO_BIN_EXE_shutdown_demo")).args(args), PATIENCE)
 }
 
-impl Demo {
-    fn start(args: &[&str]) -> Demo {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shutdown_demo"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start shutdown_demo");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Demo { child, lines, seen: Vec::new() }
-    }
-
-    /// Waits until the demo has printed a line containing `text` (it may
-    /// already have: output from several threads interleaves).
-    fn wait_for(&mut self, text: &str) {
-        if self.seen.iter().any(|line| line.contains(text)) {
-            return;
-        }
-        let give_up = Instant::now() + PATIENCE;
-        loop {
-            let left = give_up.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(text);
-                    self.seen.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!("no `{text}` line; output so far:\n{}", self.seen.join("\n")),
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("the demo exited before `{text}`; output:\n{}", self.seen.join("\n"))
-                }
-            }
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status =
-            Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
-    /// Reads the rest of the output and the exit status.
-    fn finish(mut self) -> (Vec<String>, ExitStatus) {
-        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
-            self.seen.push(line);
-        }
-        let status = self.child.wait().expect("wait for the demo");
-        (std::mem::take(&mut self.seen), status)
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Reads the rest of the output and the exit status.
+fn finish(mut demo: Process) -> (Vec<String>, ExitStatus) {
+    let status = demo.finish();
+    (std::mem::take(&mut demo.seen), status)
 }
 
 fn count(lines: &[String], pattern: &str) -> usize {
@@ -101,12 +38,12 @@ fn report_line<'a>(lines: &'a [String], subsystem: &str) -> &'a str {
 
 #[test]
 fn sigterm_drains_in_flight_work_and_exits_cleanly() {
-    let mut demo = Demo::start(&[]);
+    let mut demo = start(&[]);
     demo.wait_for("ready");
     // A job in flight when the signal lands must still finish.
     demo.wait_for("worker 0: job 1 started");
     demo.signal("TERM");
-    let (lines, status) = demo.finish();
+    let (lines, status) = finish(demo);
     let output = lines.join("\n");
 
     assert_eq!(status.code(), Some(0), "output:\n{output}");
@@ -136,13 +73,13 @@ fn sigterm_drains_in_flight_work_and_exits_cleanly() {
 
 #[test]
 fn a_second_signal_forces_the_shutdown() {
-    let mut demo = Demo::start(&["--slow"]);
+    let mut demo = start(&["--slow"]);
     demo.wait_for("ready");
     demo.signal("TERM");
     // Wait until the shutdown is under way and stuck on the slow subsystem.
     demo.wait_for("slow-export: told to stop");
     demo.signal("INT");
-    let (lines, status) = demo.finish();
+    let (lines, status) = finish(demo);
     let output = lines.join("\n");
 
     assert_eq!(status.code(), Some(130), "output:\n{output}");
