@@ -34,7 +34,9 @@ struct Options {
 struct Scenario {
     name: &'static str,
     what: &'static str,
-    gateway: &'static [&'static str],
+    /// The per-client rate limit: events per second and burst.
+    rate: &'static str,
+    burst: &'static str,
     path: &'static str,
 }
 
@@ -42,38 +44,23 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "open",
         what: "limits out of reach: the cost of every layer on a fast downstream",
-        gateway: &[
-            "--rate",
-            "10000000",
-            "--burst",
-            "10000000",
-            "--max-inflight",
-            "4096",
-            "--downstream-latency-ms",
-            "0",
-            "--downstream-error-rate",
-            "0",
-        ],
+        rate: "10000000",
+        burst: "10000000",
         path: "/api/downstream",
     },
     Scenario {
         name: "limited",
         what: "one client at 1,000 requests/s (burst 100): the rest are the intended 429s",
-        gateway: &[
-            "--rate",
-            "1000",
-            "--burst",
-            "100",
-            "--max-inflight",
-            "4096",
-            "--downstream-latency-ms",
-            "0",
-            "--downstream-error-rate",
-            "0",
-        ],
+        rate: "1000",
+        burst: "100",
         path: "/api/downstream",
     },
 ];
+
+/// What every scenario runs the gateway with: a free port, a concurrency
+/// cap out of reach, and a downstream that answers at once and never fails.
+const GATEWAY_ARGS: &[&str] =
+    &["--port", "0", "--max-inflight", "4096", "--downstream-latency-ms", "0", "--downstream-error-rate", "0"];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result {
     let options = parse(args)?;
@@ -129,8 +116,8 @@ fn wrk_runs() -> bool {
 }
 
 fn one(root: &Path, gateway: &Path, scenario: &Scenario, options: &Options) -> Result {
-    let mut args = vec!["--port", "0"];
-    args.extend_from_slice(scenario.gateway);
+    let mut args = GATEWAY_ARGS.to_vec();
+    args.extend_from_slice(&["--rate", scenario.rate, "--burst", scenario.burst]);
     println!("$ {} {}", gateway.display(), args.join(" "));
     let mut child = Command::new(gateway)
         .args(&args)
