@@ -11,7 +11,16 @@
 //!   small park-based `block_on`, for both semaphores (tokio has no
 //!   blocking acquire).
 //!
-//! Both run through the same generic bodies (the [`BenchSemaphore`] trait),
+//! - `semaphore/contended_tasks`: the contention a service sees: 64
+//!   tasks on a multi-threaded tokio runtime (1, 2 and all cores) share
+//!   4 permits; each acquires one, yields while it holds it (so the others
+//!   queue), and releases it. Every release hands the permit to a queued
+//!   task, whose wake-up goes through the runtime's queues instead of
+//!   parking a thread. The reported time is the system's time per
+//!   acquire + release (the inverse of its throughput): `iters` of them
+//!   are shared among the tasks.
+//!
+//! All run through the same generic bodies (the [`BenchSemaphore`] trait),
 //! so the workloads cannot drift apart. Runs follow `per_thread_ops`'s
 //! convention: the reported time is one acquire + release while the other
 //! threads do the same on the same semaphore.
@@ -22,7 +31,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conc_benches::{OURS, per_thread_ops, thread_counts, threads_param};
 use conc_limit::Semaphore;
@@ -30,12 +39,12 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 
 /// The operations the workloads use, implemented by both semaphores.
-trait BenchSemaphore: Sync {
+trait BenchSemaphore: Send + Sync + 'static {
     /// The criterion function id of this implementation.
     const ID: &'static str;
     fn with_permits(permits: usize) -> Self;
     /// Acquires one permit; the output holds it until dropped.
-    fn acquire_one(&self) -> impl Future<Output = impl Sized + '_> + '_;
+    fn acquire_one(&self) -> impl Future<Output = impl Sized + Send + '_> + Send + '_;
 }
 
 impl BenchSemaphore for Semaphore {
@@ -46,7 +55,7 @@ impl BenchSemaphore for Semaphore {
     }
 
     #[inline]
-    fn acquire_one(&self) -> impl Future<Output = impl Sized + '_> + '_ {
+    fn acquire_one(&self) -> impl Future<Output = impl Sized + Send + '_> + Send + '_ {
         self.acquire(1)
     }
 }
@@ -59,7 +68,7 @@ impl BenchSemaphore for tokio::sync::Semaphore {
     }
 
     #[inline]
-    fn acquire_one(&self) -> impl Future<Output = impl Sized + '_> + '_ {
+    fn acquire_one(&self) -> impl Future<Output = impl Sized + Send + '_> + Send + '_ {
         self.acquire()
     }
 }
@@ -110,6 +119,54 @@ fn contended(c: &mut Criterion) {
     group.finish();
 }
 
+/// Tasks sharing the semaphore in `contended_tasks`.
+const TASKS: u64 = 64;
+/// Permits of the semaphore in `contended_tasks`: fewer than the tasks.
+const TASK_PERMITS: usize = 4;
+
+/// Acquire + release by many tasks on a multi-threaded runtime, a few
+/// permits among them.
+fn contended_tasks(c: &mut Criterion) {
+    fn bench<S: BenchSemaphore>(group: &mut BenchmarkGroup<'_, WallTime>, threads: usize) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .build()
+            .expect("the bench needs a tokio runtime");
+        let semaphore = Arc::new(S::with_permits(TASK_PERMITS));
+        group.bench_function(BenchmarkId::new(S::ID, threads_param(threads)), |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let start = Instant::now();
+                    let tasks: Vec<_> = (0..TASKS)
+                        .map(|task| {
+                            // `iters` in all: the first tasks take the remainder.
+                            let ops = iters / TASKS + u64::from(task < iters % TASKS);
+                            let semaphore = Arc::clone(&semaphore);
+                            tokio::spawn(async move {
+                                for _ in 0..ops {
+                                    let permit = semaphore.acquire_one().await;
+                                    tokio::task::yield_now().await;
+                                    drop(black_box(permit));
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("a bench task panicked");
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+    }
+    let mut group = c.benchmark_group("semaphore/contended_tasks");
+    for threads in thread_counts() {
+        bench::<Semaphore>(&mut group, threads);
+        bench::<tokio::sync::Semaphore>(&mut group, threads);
+    }
+    group.finish();
+}
+
 /// Wakes a parked thread.
 struct Unparker(Thread);
 
@@ -152,6 +209,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = acquire_release, contended
+    targets = acquire_release, contended, contended_tasks
 }
 criterion_main!(benches);
