@@ -40,31 +40,29 @@ impl Wait {
                     match semaphore.enqueue(self.permits, cx.waker()) {
                         Ok(None) => Ok(()),
                         Err(error) => Err(error),
-                        Ok(Some(waiting)) => match self.finished(&waiting) {
-                            Some(result) => result,
-                            None => {
+                        Ok(Some(waiting)) => {
+                            // Granted by the enqueue's own settle, or queued.
+                            if semaphore.board.granted(&waiting) {
+                                Ok(())
+                            } else {
                                 self.state = State::Queued(waiting);
                                 return Poll::Pending;
                             }
-                        },
+                        }
                     }
                 }
             }
             State::Queued(waiting) => {
-                let permits = self.permits;
-                let finished = |waiting: &Waiting| outcome_result(waiting.grant.outcome(), permits);
-                match finished(waiting) {
+                // The board tells a grant without the lock; anything else
+                // (still pending, a failure, a new waker) takes it.
+                let outcome = if semaphore.board.granted(waiting) {
+                    Outcome::Granted
+                } else {
+                    semaphore.poll_queued(waiting, cx.waker())
+                };
+                match outcome_result(outcome, self.permits) {
                     Some(result) => result,
-                    None if waiting.waker.will_wake(cx.waker()) => return Poll::Pending,
-                    None => {
-                        semaphore.set_waker(waiting, cx.waker());
-                        // Granted before the new waker was in: the old one
-                        // was woken, and this poll sees the grant.
-                        match finished(waiting) {
-                            Some(result) => result,
-                            None => return Poll::Pending,
-                        }
-                    }
+                    None => return Poll::Pending,
                 }
             }
             State::Done => panic!("an acquire future was polled after it completed"),
@@ -73,14 +71,10 @@ impl Wait {
         Poll::Ready(result)
     }
 
-    fn finished(&self, waiting: &Waiting) -> Option<Result<(), AcquireError>> {
-        outcome_result(waiting.grant.outcome(), self.permits)
-    }
-
     /// Leaves the queue if queued; whatever was granted goes back.
     fn cancel(&mut self, semaphore: &Semaphore) {
         if let State::Queued(waiting) = std::mem::replace(&mut self.state, State::Done) {
-            semaphore.leave(&waiting, self.permits);
+            semaphore.leave(waiting, self.permits);
         }
     }
 

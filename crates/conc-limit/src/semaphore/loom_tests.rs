@@ -40,6 +40,7 @@ fn assert_at_rest(semaphore: &Semaphore, capacity: usize) {
     assert_eq!(semaphore.state.load(Ordering::SeqCst) & OWED, 0);
     let queue = lock(&semaphore.queue);
     assert_eq!((queue.len(), queue.debt), (0, 0));
+    assert!(queue.has_no_records(), "a failed waiter's record was left behind");
 }
 
 #[test]
@@ -210,6 +211,49 @@ fn loom_shrink_racing_release_and_acquire_keeps_the_count_exact() {
         };
         semaphore.set_capacity(1).unwrap();
         other.join().unwrap();
+        assert_at_rest(&semaphore, 1);
+    });
+}
+
+#[test]
+fn loom_a_shrink_racing_a_grant_gives_the_waiter_exactly_one_outcome() {
+    loom::model(|| {
+        let semaphore = Arc::new(Semaphore::new(2));
+        let held = semaphore.try_acquire_owned(2).unwrap();
+        let mut waiting = semaphore.acquire_owned(2);
+        assert!(poll_once(&mut waiting, Waker::noop()).is_pending());
+
+        // The waiter looks (without the lock, on the board) while the
+        // release grants it and the shrink may fail it.
+        let waiter = thread::spawn(move || match block_on(waiting) {
+            Ok(permit) => drop(permit),
+            Err(error) => assert_eq!(error, AcquireError::TooLarge { requested: 2, capacity: 1 }),
+        });
+        let releaser = thread::spawn(move || drop(held));
+        // Granted first (then the shrink is a debt its permit pays), or
+        // failed first (then the released permits pay the debt).
+        semaphore.set_capacity(1).unwrap();
+        waiter.join().unwrap();
+        releaser.join().unwrap();
+        assert_at_rest(&semaphore, 1);
+    });
+}
+
+#[test]
+fn loom_a_waiter_leaving_as_a_shrink_fails_it_leaves_no_record() {
+    loom::model(|| {
+        let semaphore = Arc::new(Semaphore::new(2));
+        let held = semaphore.try_acquire_owned(2).unwrap();
+        let mut waiting = semaphore.acquire_owned(2);
+        assert!(poll_once(&mut waiting, Waker::noop()).is_pending());
+
+        let shrinker = {
+            let semaphore = semaphore.clone();
+            thread::spawn(move || semaphore.set_capacity(1).unwrap())
+        };
+        drop(waiting);
+        shrinker.join().unwrap();
+        drop(held);
         assert_at_rest(&semaphore, 1);
     });
 }

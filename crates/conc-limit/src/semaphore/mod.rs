@@ -27,7 +27,7 @@ pub use acquire::{Acquire, AcquireOwned, AcquireOwnedUntil, AcquireUntil};
 pub use error::{AcquireError, CapacityError, TryAcquireError};
 pub use permit::{OwnedPermit, Permit};
 
-use self::queue::{Queue, Wakers};
+use self::queue::{Board, Queue, Wakers};
 use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 use crate::waiters::WaiterCap;
 
@@ -117,6 +117,9 @@ pub struct Semaphore {
     /// (while `OWED` is set), to resize and to close; never by an acquire
     /// that finds permits free or a release that finds nothing owed.
     queue: Mutex<Queue>,
+    /// What a queued waiter reads to learn, without the lock, that it was
+    /// granted; written under `queue`'s lock.
+    board: Board,
 }
 
 impl Semaphore {
@@ -150,6 +153,7 @@ impl Semaphore {
             capacity: AtomicUsize::new(capacity),
             max_waiters: WaiterCap::unbounded(),
             queue: Mutex::new(Queue::default()),
+            board: Board::default(),
         })
     }
 
@@ -386,7 +390,7 @@ impl Semaphore {
         let closed = {
             let mut queue = lock(&self.queue);
             let previous = self.state.fetch_or(CLOSED, Ordering::AcqRel);
-            queue.close_all(&mut wakers);
+            queue.close_all(&self.board, &mut wakers);
             self.settle(&mut queue, &mut wakers);
             previous & CLOSED == 0
         };

@@ -29,7 +29,7 @@ impl Semaphore {
             if !self.take_exact(needed) {
                 return;
             }
-            queue.grant_head(wakers);
+            queue.grant_head(&self.board, wakers);
         }
         self.state.fetch_and(!OWED, Ordering::AcqRel);
     }
@@ -100,39 +100,47 @@ impl Semaphore {
                 return Err(AcquireError::TooManyWaiters { max });
             }
         }
-        let waiting = queue.push(n, waker);
-        self.state.fetch_or(OWED, Ordering::AcqRel);
+        let waiting = queue.push(&self.board, n, waker);
+        // Under contention it is set already: a load spares the write.
+        if self.state.load(Ordering::Acquire) & OWED == 0 {
+            self.state.fetch_or(OWED, Ordering::AcqRel);
+        }
         // Permits released before `OWED` was set did not settle: this does.
         self.settle(queue, wakers);
         Ok(Some(waiting))
     }
 
-    /// Gives a queued waiter a new waker.
-    pub(super) fn set_waker(&self, waiting: &mut Waiting, waker: &Waker) {
-        let old = lock(&self.queue).set_waker(waiting, waker);
+    /// The outcome of a queued waiter the board did not say was granted:
+    /// under the lock, which also gives the queue
+    /// `waker` if it is not the one it holds. A final outcome is consumed.
+    pub(super) fn poll_queued(&self, waiting: &mut Waiting, waker: &Waker) -> Outcome {
+        let (outcome, old) = {
+            let mut queue = lock(&self.queue);
+            match queue.take_outcome(&self.board, waiting) {
+                Outcome::Pending => (Outcome::Pending, queue.set_waker(waiting, waker)),
+                outcome => (outcome, None),
+            }
+        };
         drop(old); // after the lock: see `Queue::remove`
-        waiting.waker.clone_from(waker);
+        outcome
     }
 
     /// A queued waiter for `n` permits leaves (its future was dropped or
     /// its token cancelled): it leaves the queue, or, if it was granted
     /// meanwhile, its permits go back. Either way the waiters behind it
     /// that now fit proceed.
-    pub(super) fn leave(&self, waiting: &Waiting, n: usize) {
-        // One load: two could see `Pending` then `Granted`, and leak.
-        let outcome = waiting.grant.outcome();
-        let mut granted = outcome == Outcome::Granted;
-        if outcome == Outcome::Pending {
+    pub(super) fn leave(&self, mut waiting: Waiting, n: usize) {
+        let mut granted = self.board.granted(&waiting);
+        if !granted {
             let mut wakers = Wakers::default();
             let removed = {
                 let mut queue = lock(&self.queue);
-                let removed = queue.remove(waiting);
+                let removed = queue.remove(&self.board, &waiting);
                 if removed.is_some() {
                     self.settle(&mut queue, &mut wakers);
                 } else {
-                    // Granted or failed after the check above: the outcome
-                    // is set under the lock, so it is final now.
-                    granted = waiting.grant.outcome() == Outcome::Granted;
+                    // Granted or failed: the lock makes the outcome final.
+                    granted = queue.take_outcome(&self.board, &mut waiting) == Outcome::Granted;
                 }
                 removed
             };
@@ -161,7 +169,7 @@ impl Semaphore {
                 debug_assert!(lowered <= capacity, "forgot more permits than are out");
                 let capacity = capacity.saturating_sub(lowered);
                 self.capacity.store(capacity, Ordering::Release);
-                queue.fail_larger_than(capacity, &mut wakers);
+                queue.fail_larger_than(&self.board, capacity, &mut wakers);
             }
             self.settle(&mut queue, &mut wakers);
         }
@@ -190,7 +198,7 @@ impl Semaphore {
                 // the permits the debt is owed.
                 self.state.fetch_or(OWED, Ordering::AcqRel);
                 queue.debt += shrink - self.take_up_to(shrink);
-                queue.fail_larger_than(new, &mut wakers);
+                queue.fail_larger_than(&self.board, new, &mut wakers);
             }
             self.settle(&mut queue, &mut wakers);
         }

@@ -10,7 +10,6 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use conc_core::{Cause, Token};
 
-use super::queue::{Grant, Outcome};
 use super::*;
 
 /// A waker that counts its wake-ups.
@@ -221,19 +220,90 @@ fn a_cancelled_acquire_until_can_be_polled_again() {
     assert_eq!(semaphore.available(), 1);
 }
 
+fn records_left(semaphore: &Semaphore) -> bool {
+    !lock(&semaphore.queue).has_no_records()
+}
+
 #[test]
-fn the_grant_word_round_trips_every_outcome() {
-    for outcome in [
-        Outcome::Pending,
-        Outcome::Granted,
-        Outcome::Closed,
-        Outcome::TooLarge { capacity: 0 },
-        Outcome::TooLarge { capacity: Semaphore::MAX_PERMITS },
-    ] {
-        let grant = Grant::default();
-        grant.set(outcome);
-        assert_eq!(grant.outcome(), outcome);
+fn a_waiter_failed_by_a_shrink_learns_it_and_its_record_goes() {
+    let semaphore = Semaphore::new(3);
+    let held = semaphore.try_acquire(3).unwrap();
+    let (large_wakes, large_waker) = CountingWaker::new();
+    let mut large = semaphore.acquire(3);
+    let mut small = semaphore.acquire(1);
+    let mut dropped = semaphore.acquire(3);
+    assert!(poll_with(&mut large, &large_waker).is_pending());
+    assert!(poll_with(&mut small, Waker::noop()).is_pending());
+    assert!(poll_with(&mut dropped, Waker::noop()).is_pending());
+
+    semaphore.set_capacity(2).unwrap();
+    assert_eq!(large_wakes.wakes(), 1);
+    assert_eq!(semaphore.waiters(), 1, "only the waiter that fits stays");
+    assert!(records_left(&semaphore));
+    match poll_with(&mut large, &large_waker) {
+        Poll::Ready(Err(error)) => assert_eq!(error, AcquireError::TooLarge { requested: 3, capacity: 2 }),
+        other => panic!("the shrink should have failed the waiter, got {other:?}"),
     }
+    drop(dropped); // failed too, and leaves without asking
+    assert!(!records_left(&semaphore), "every failed waiter's record went with it");
+
+    // The waiter that fits still gets its permit once the debt is paid.
+    assert!(poll_with(&mut small, Waker::noop()).is_pending());
+    drop(held);
+    assert!(matches!(poll_with(&mut small, Waker::noop()), Poll::Ready(Ok(_))));
+}
+
+#[test]
+fn a_waiter_queued_through_a_failure_of_others_is_still_granted() {
+    let semaphore = Semaphore::new(2);
+    let held = semaphore.try_acquire(2).unwrap();
+    let mut small = semaphore.acquire(1);
+    let mut large = semaphore.acquire(2);
+    assert!(poll_with(&mut small, Waker::noop()).is_pending());
+    assert!(poll_with(&mut large, Waker::noop()).is_pending());
+    semaphore.set_capacity(1).unwrap(); // fails `large` only
+    // `small` looks again after a failure it was not part of: still queued.
+    assert!(poll_with(&mut small, Waker::noop()).is_pending());
+    assert!(matches!(poll_with(&mut large, Waker::noop()), Poll::Ready(Err(AcquireError::TooLarge { .. }))));
+    drop(held); // one pays the debt, one is granted
+    let Poll::Ready(Ok(permit)) = poll_with(&mut small, Waker::noop()) else {
+        panic!("the waiter that fits should hold its permit");
+    };
+    assert_eq!((semaphore.available(), semaphore.capacity()), (0, 1));
+    drop(permit);
+    assert_eq!(semaphore.available(), 1);
+}
+
+#[test]
+fn waiters_granted_before_a_close_keep_their_permits_and_the_rest_fail() {
+    let semaphore = Semaphore::new(1);
+    let held = semaphore.try_acquire(1).unwrap();
+    let mut granted = semaphore.acquire(1);
+    let mut closed = semaphore.acquire(1);
+    assert!(poll_with(&mut granted, Waker::noop()).is_pending());
+    assert!(poll_with(&mut closed, Waker::noop()).is_pending());
+    drop(held); // grants `granted`, which has not looked yet
+    semaphore.close();
+    assert!(matches!(poll_with(&mut closed, Waker::noop()), Poll::Ready(Err(AcquireError::Closed))));
+    let permit = match poll_with(&mut granted, Waker::noop()) {
+        Poll::Ready(Ok(permit)) => permit,
+        other => panic!("a grant made before the close stands, got {other:?}"),
+    };
+    drop(permit);
+    assert_eq!(semaphore.available(), 1);
+}
+
+#[test]
+fn a_granted_waiter_dropped_after_a_close_gives_its_permits_back() {
+    let semaphore = Semaphore::new(1);
+    let held = semaphore.try_acquire(1).unwrap();
+    let mut granted = semaphore.acquire(1);
+    assert!(poll_with(&mut granted, Waker::noop()).is_pending());
+    drop(held);
+    semaphore.close(); // the board's failure count moves: `leave` asks the lock
+    assert_eq!(semaphore.available(), 0);
+    drop(granted);
+    assert_eq!(semaphore.available(), 1);
 }
 
 #[test]
