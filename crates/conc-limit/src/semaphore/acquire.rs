@@ -105,6 +105,13 @@ fn poll_until(
         return Poll::Ready(Err(cancel_wait(wait, semaphore, cancelled.token())));
     }
     if let Poll::Ready(result) = wait.poll(semaphore, cx) {
+        // Looked at again, as Go's `Acquire` does once it is granted: a
+        // cancel that came before the permits did (between the check above
+        // and the grant) fails the acquire, and the permits go back.
+        if result.is_ok() && cancelled.token().is_cancelled() {
+            semaphore.release(wait.permits);
+            return Poll::Ready(Err(cancelled_error(cancelled.token())));
+        }
         return Poll::Ready(result);
     }
     match Pin::new(&mut *cancelled).poll(cx) {
@@ -115,6 +122,10 @@ fn poll_until(
 
 fn cancel_wait(wait: &mut Wait, semaphore: &Semaphore, token: &Token) -> AcquireError {
     wait.cancel(semaphore);
+    cancelled_error(token)
+}
+
+fn cancelled_error(token: &Token) -> AcquireError {
     AcquireError::Cancelled(token.cause().unwrap_or(Cause::Cancelled))
 }
 

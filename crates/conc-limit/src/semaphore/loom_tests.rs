@@ -257,3 +257,28 @@ fn loom_a_waiter_leaving_as_a_shrink_fails_it_leaves_no_record() {
         assert_at_rest(&semaphore, 1);
     });
 }
+
+#[test]
+fn loom_a_token_cancelled_before_the_permits_come_free_always_fails_the_acquire() {
+    loom::model(|| {
+        let semaphore = Arc::new(Semaphore::new(1));
+        let token = Token::new();
+        let held = semaphore.try_acquire_owned(1).unwrap();
+        let mut waiting = semaphore.acquire_owned_until(1, &token);
+        assert!(poll_once(&mut waiting, Waker::noop()).is_pending());
+
+        // The permit comes free only after the cancel: Go's rule (its
+        // `TestWeightedAcquireCanceled`) is that the acquire must fail,
+        // even when its poll sees the grant after the cancelled check.
+        let other = thread::spawn(move || {
+            token.cancel();
+            drop(held);
+        });
+        match block_on(&mut waiting) {
+            Err(AcquireError::Cancelled(_)) => {}
+            other => panic!("the cancel came before the permit: {other:?}"),
+        }
+        other.join().unwrap();
+        assert_at_rest(&semaphore, 1);
+    });
+}
