@@ -5,13 +5,16 @@ use conc_core::Cause;
 /// Why an async or blocking acquire ended without permits.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AcquireError {
-    /// More permits than the semaphore's capacity: waiting would never end,
-    /// so the acquire fails at once (Go's `Acquire` would block until its
-    /// context ends). Also what a waiter gets when
+    /// More permits than the semaphore's capacity: the acquire fails at
+    /// once instead of waiting for a growth that may never come (Go's
+    /// `Acquire` would block until its context ends, tokio's would wait).
+    /// A request that big is almost always a sizing bug, and failing names
+    /// it; a caller that does mean to wait for growth grows the capacity
+    /// first. Also what a waiter gets when
     /// [`set_capacity`](super::Semaphore::set_capacity) or a
     /// [`forget`](super::Permit::forget) lowers the capacity below its
     /// request.
-    #[error("{requested} permits exceed the capacity of {capacity}: waiting would never end")]
+    #[error("{requested} permits exceed the capacity of {capacity}")]
     TooLarge {
         /// Permits asked for.
         requested: usize,

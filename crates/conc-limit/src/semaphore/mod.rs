@@ -61,7 +61,9 @@ const SHIFT: u32 = 2;
 ///   `try_acquire` does not jump the queue: it fails while anyone waits.
 /// - A request larger than the capacity fails at once with
 ///   [`AcquireError::TooLarge`] (Go's `Acquire` would block until its
-///   context ends; its `TryAcquire` would return false).
+///   context ends, tokio's would wait for permits to be added; Go's
+///   `TryAcquire` returns false). Such a request is almost always a sizing
+///   bug: failing names it instead of hanging.
 /// - A waiter that leaves (its future dropped or its token cancelled) takes
 ///   nothing with it, even when it was granted at that very moment: the
 ///   permits go back and the waiters behind it that now fit are woken.
@@ -412,6 +414,11 @@ impl Semaphore {
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             if current & (CLOSED | OWED) != 0 || current >> SHIFT < n {
+                // A request for nothing is stopped only by a queued waiter:
+                // `OWED` may stand for a shrink's unpaid debt alone.
+                if n == 0 && current & CLOSED == 0 && lock(&self.queue).len() == 0 {
+                    return Ok(());
+                }
                 return Err(self.try_failure(current, n));
             }
             let next = current - (n << SHIFT);

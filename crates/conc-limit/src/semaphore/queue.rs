@@ -92,11 +92,6 @@ impl Queue {
         self.entries.len()
     }
 
-    /// Whether nothing is owed: no waiter and no debt.
-    pub(super) fn is_settled(&self) -> bool {
-        self.entries.is_empty() && self.debt == 0
-    }
-
     /// Permits the head waiter needs.
     pub(super) fn head_needs(&self) -> Option<usize> {
         self.entries.front().map(|entry| entry.needed)

@@ -21,17 +21,18 @@ impl Semaphore {
     pub(super) fn settle(&self, queue: &mut Queue, wakers: &mut Wakers) {
         if queue.debt > 0 {
             queue.debt -= self.take_up_to(queue.debt);
-            if queue.debt > 0 {
-                return;
-            }
         }
+        // While a debt is unpaid no permit is free, but a head that needs
+        // none still goes: it takes nothing from the debt.
         while let Some(needed) = queue.head_needs() {
-            if !self.take_exact(needed) {
+            if needed > 0 && (queue.debt > 0 || !self.take_exact(needed)) {
                 return;
             }
             queue.grant_head(&self.board, wakers);
         }
-        self.state.fetch_and(!OWED, Ordering::AcqRel);
+        if queue.debt == 0 {
+            self.state.fetch_and(!OWED, Ordering::AcqRel);
+        }
     }
 
     /// Takes exactly `n` free permits, or none; under the lock, racing only
@@ -92,7 +93,9 @@ impl Semaphore {
         if n > capacity {
             return Err(AcquireError::TooLarge { requested: n, capacity });
         }
-        if queue.is_settled() && self.take_exact(n) {
+        // Nobody is ahead: granted now if the permits are free, or if none
+        // are needed (a shrink's unpaid debt holds back only permits).
+        if queue.len() == 0 && (n == 0 || (queue.debt == 0 && self.take_exact(n))) {
             return Ok(None);
         }
         if let Some(max) = self.max_waiters() {

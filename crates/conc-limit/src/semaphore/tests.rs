@@ -352,3 +352,29 @@ fn debug_output_names_the_state() {
     assert_eq!(format!("{permit:?}"), "Permit { permits: 1, .. }");
     assert_eq!(format!("{:?}", semaphore.acquire(1)), "Acquire { permits: 1, queued: false, .. }");
 }
+
+#[test]
+fn a_request_for_nothing_is_not_held_back_by_a_shrinks_debt() {
+    let semaphore = Semaphore::new(2);
+    let held = semaphore.try_acquire(2).unwrap();
+    semaphore.set_capacity(1).unwrap(); // a debt of 1, nobody waiting
+    assert!(owed(&semaphore));
+    assert_eq!(semaphore.try_acquire(0).unwrap().num_permits(), 0);
+    let mut zero = semaphore.acquire(0);
+    assert!(matches!(poll_with(&mut zero, Waker::noop()), Poll::Ready(Ok(_))));
+    assert_eq!(semaphore.waiters(), 0);
+
+    // Behind a queued waiter it waits its turn, and goes as soon as the
+    // waiter ahead of it does, though the debt is still unpaid.
+    let mut one = semaphore.acquire(1);
+    let mut behind = semaphore.acquire(0);
+    assert!(poll_with(&mut one, Waker::noop()).is_pending());
+    assert_eq!(semaphore.try_acquire(0).unwrap_err(), TryAcquireError::NoPermits);
+    assert!(poll_with(&mut behind, Waker::noop()).is_pending());
+    drop(one); // leaves: the request for nothing is now the head
+    assert!(matches!(poll_with(&mut behind, Waker::noop()), Poll::Ready(Ok(_))));
+    assert_eq!(debt(&semaphore), 1);
+    drop(held);
+    assert_eq!((debt(&semaphore), semaphore.available()), (0, 1));
+    assert!(!owed(&semaphore));
+}
