@@ -7,7 +7,9 @@ use conc_core::Cause;
 /// A limiter setting that cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// A burst of 0 would admit nothing, ever.
+    /// A [`Gcra`](crate::Gcra) burst of 0 would admit nothing, ever. (A
+    /// [`TokenBucket`](crate::TokenBucket) accepts it, as Go's limiter
+    /// does: see its docs.)
     #[error("burst must be at least 1")]
     ZeroBurst,
     /// A sliding window limit of 0 would admit nothing, ever.
@@ -71,6 +73,12 @@ pub enum WaitError {
     },
     /// The token's deadline comes before the events would be admitted, so
     /// the wait failed at once instead of sleeping to a certain failure.
+    ///
+    /// A deadline at the very instant they would be admitted passes a
+    /// [`TokenBucket`](crate::TokenBucket)'s wait (its tokens are reserved,
+    /// as in Go), but fails the waits of limiters that check again when
+    /// they wake ([`Gcra`](crate::Gcra), [`SlidingWindow`](crate::SlidingWindow),
+    /// [`Keyed`](crate::Keyed)): the deadline would race that check.
     #[error("the deadline passes before the events would be admitted")]
     DeadlineTooSoon {
         /// When the events would have been admitted.

@@ -33,7 +33,11 @@ use crate::{ConfigError, Denied, Limiter, Rate};
 ///
 /// Every method that reads the clock has an `_at(now)` twin that takes the
 /// instant instead, so schedules can be simulated deterministically.
-/// [`Rate::INFINITE`] admits everything, whatever `n` and the burst.
+/// [`Rate::INFINITE`] admits everything, whatever `n` and the burst. A
+/// burst of 0 is allowed, as in Go: with a finite rate it admits nothing
+/// (only `n == 0`), so [`set_burst(0)`](TokenBucket::set_burst) shuts the
+/// bucket at run time; with an infinite rate it admits everything
+/// (`TokenBucket::new(Rate::INFINITE, 0)`, Go's unlimited limiter).
 ///
 /// In any window of length `T` a bucket admits at most `burst + rate * T`
 /// events (plus at most a nanosecond's worth of rate: waits are truncated
@@ -93,13 +97,12 @@ use crate::{ConfigError, Denied, Limiter, Rate};
 ///
 /// # Differences from Go
 ///
-/// - **Burst 0 is rejected** with [`ConfigError::ZeroBurst`] (the crate's
-///   rule for settings that cannot work). Go accepts it and then admits
-///   nothing unless the rate is infinite; here an infinite rate needs a
-///   burst of at least 1 too, though the burst is then ignored, as in Go.
 /// - **No zero rate.** Go's `Limit(0)` is a bucket that never refills; a
 ///   [`Rate`] cannot be zero. A very slow rate (`Rate::per_second(1e-9)`)
-///   behaves the same for any practical purpose.
+///   admits the same through `allow_n`, but a reservation past the burst
+///   is [`ok`](Reservation::ok) with a delay of years, and a wait without
+///   a deadline sleeps that long, where Go's are not ok and fail at once.
+///   To admit nothing at run time, set the burst to 0 (below), as in Go.
 /// - **A [`Reservation`] borrows the bucket** (Go's holds a pointer): no
 ///   reference count, no allocation. To keep one across a `'static` task,
 ///   share the bucket in an `Arc` and reserve inside the task.
@@ -122,7 +125,9 @@ use crate::{ConfigError, Denied, Limiter, Rate};
 ///   the instant the tokens were due, succeeds (the tokens are spent by
 ///   then; Go picks at random between its timer and `ctx.Done()`).
 /// - **Durations saturate**: a wait too long to represent as an instant
-///   (a tiny rate) ends about a century from now instead of overflowing.
+///   (a tiny rate) ends about a century from now instead of overflowing
+///   (or at the last instant the platform can represent, if that is
+///   sooner).
 pub struct TokenBucket<C: Clock = SystemClock> {
     /// Per bucket, not global. A mutex because a reservation, its
     /// cancellation and a change of rate or burst each update several
@@ -214,12 +219,14 @@ fn signed_secs(later: Instant, earlier: Instant) -> f64 {
 
 impl TokenBucket<SystemClock> {
     /// A full bucket of `burst` tokens refilled at `rate`, on the system
-    /// clock (Go's `NewLimiter`).
+    /// clock (Go's `NewLimiter`). A burst of 0 is allowed, as in Go (see
+    /// the type's docs).
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroBurst`] if `burst` is 0 (Go accepts it; see
-    /// "Differences from Go" on the type).
+    /// None today: every `Rate` and burst can be used. The `Result` keeps
+    /// the shape of the other limiters' constructors, whose settings can
+    /// be rejected.
     pub fn new(rate: Rate, burst: u32) -> Result<Self, ConfigError> {
         Self::with_clock(rate, burst, SystemClock)
     }
@@ -231,11 +238,8 @@ impl<C: Clock> TokenBucket<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroBurst`] if `burst` is 0.
+    /// None today; see [`new`](TokenBucket::new).
     pub fn with_clock(rate: Rate, burst: u32, clock: C) -> Result<Self, ConfigError> {
-        if burst == 0 {
-            return Err(ConfigError::ZeroBurst);
-        }
         let now = clock.now();
         let state = State { rate, burst, tokens: f64::from(burst), last: now, last_event: now };
         Ok(TokenBucket { state: Mutex::new(state), clock, waiters: WaiterCap::unbounded() })
@@ -333,22 +337,21 @@ impl<C: Clock> TokenBucket<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroBurst`] if `burst` is 0; nothing changes then.
+    /// None today; see [`set_burst_at`](TokenBucket::set_burst_at).
     pub fn set_burst(&self, burst: u32) -> Result<(), ConfigError> {
         self.set_burst_at(self.clock.now(), burst)
     }
 
     /// Sets the burst from `now` on (Go's `SetBurstAt`): tokens refilled up
     /// to `now` stay (a smaller burst caps them from then on), and the
-    /// bucket refills up to the new burst.
+    /// bucket refills up to the new burst. A burst of 0 shuts a bucket with
+    /// a finite rate: nothing more is admitted until the burst grows.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroBurst`] if `burst` is 0; nothing changes then.
+    /// None today: every burst can be used, 0 included (as in Go). The
+    /// `Result` keeps the shape of the other limiters' `set_burst`.
     pub fn set_burst_at(&self, now: Instant, burst: u32) -> Result<(), ConfigError> {
-        if burst == 0 {
-            return Err(ConfigError::ZeroBurst);
-        }
         let mut state = lock(&self.state);
         state.settle(now);
         state.burst = burst;
