@@ -81,7 +81,11 @@ const HORIZON: u64 = 1 << 62;
 ///   exactly at a token's deadline count as too late.
 /// - Time is whole nanoseconds: the interval is the rate's, rounded to the
 ///   nanosecond (at least 1 ns), and spans beyond about 146 years (a burst
-///   times the interval included) are treated as 146 years.
+///   times the interval included) are treated as 146 years. So at rates
+///   slower than one event per `146 years / burst`, a full limiter admits
+///   fewer than `burst` events at once: as many intervals as fit in 146
+///   years (at `Rate::per_second(1e-9)`, one event every 31.7 years, that is
+///   5). A [`TokenBucket`](crate::TokenBucket) keeps the whole burst there.
 ///
 /// # Examples
 ///

@@ -137,3 +137,18 @@ fn debug_shows_the_settings() {
     let debug = format!("{gcra:?}");
     assert!(debug.contains("Gcra") && debug.contains("burst: 3") && debug.contains("10/s"), "{debug}");
 }
+
+#[test]
+fn at_rates_too_slow_for_the_horizon_a_full_limiter_admits_what_fits_in_it() {
+    // One event every ~31.7 years: 146 years hold 4.6 intervals, so the
+    // documented clamp admits 5 of a burst of 10 (the fifth starts within
+    // the span), then none.
+    let (clock, gcra) = manual(1e-9, 10);
+    let now = clock.now();
+    let admitted = (0..10).filter(|_| gcra.check_at(now).is_ok()).count();
+    assert_eq!(admitted, 5);
+    // A rate whose whole burst fits is not clamped.
+    let (clock, gcra) = manual(1e-6, 10);
+    let now = clock.now();
+    assert_eq!((0..11).filter(|_| gcra.check_at(now).is_ok()).count(), 10);
+}
