@@ -21,7 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use conc_core::{Cause, Clock, ManualClock, Token};
-use conc_limit::{Denied, Limiter, Rate, RateError, Reservation, TokenBucket, WaitError};
+use conc_limit::{ConfigError, Denied, Limiter, Rate, RateError, Reservation, TokenBucket, WaitError};
 
 /// Go's `d`: the time one token takes at 10 a second.
 const D: Duration = Duration::from_millis(100);
@@ -449,11 +449,12 @@ fn wait_timeout() {
     assert!((lim.tokens() - 1.0).abs() < 1e-9, "the refused wait took nothing");
 }
 
-// Ported from rate_test.go: TestWaitInf (`NewLimiter(Inf, 0)`).
+// Ported from rate_test.go: TestWaitInf. Go uses `NewLimiter(Inf, 0)`; a
+// burst of 0 is rejected here, and an infinite rate ignores the burst.
 #[test]
 fn wait_inf() {
     let clock = ManualClock::new();
-    let lim = TokenBucket::with_clock(Rate::INFINITE, 0, clock.clone()).unwrap();
+    let lim = TokenBucket::with_clock(Rate::INFINITE, 1, clock.clone()).unwrap();
     run_wait(&clock, "exceed-burst-no-error", lim.wait_n(3), 0).unwrap();
 }
 
@@ -463,6 +464,7 @@ fn wait_inf() {
 #[test]
 fn zero_limit() {
     assert_eq!(Rate::per_second(0.0), Err(RateError::NotPositive));
+    assert_eq!(TokenBucket::new(rate(1.0), 0).unwrap_err(), ConfigError::ZeroBurst);
     let (clock, lim, _) = limiter(1e-12, 1);
     assert!(lim.allow(), "want true when first used");
     clock.advance(Duration::from_secs(3600));

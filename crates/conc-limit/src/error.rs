@@ -7,9 +7,7 @@ use conc_core::Cause;
 /// A limiter setting that cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// A [`Gcra`](crate::Gcra) burst of 0 would admit nothing, ever. (A
-    /// [`TokenBucket`](crate::TokenBucket) accepts it, as Go's limiter
-    /// does: see its docs.)
+    /// A burst of 0 would admit nothing, ever.
     #[error("burst must be at least 1")]
     ZeroBurst,
     /// A sliding window limit of 0 would admit nothing, ever.

@@ -33,11 +33,7 @@ use crate::{ConfigError, Denied, Limiter, Rate};
 ///
 /// Every method that reads the clock has an `_at(now)` twin that takes the
 /// instant instead, so schedules can be simulated deterministically.
-/// [`Rate::INFINITE`] admits everything, whatever `n` and the burst. A
-/// burst of 0 is allowed, as in Go: with a finite rate it admits nothing
-/// (only `n == 0`), so [`set_burst(0)`](TokenBucket::set_burst) shuts the
-/// bucket at run time; with an infinite rate it admits everything
-/// (`TokenBucket::new(Rate::INFINITE, 0)`, Go's unlimited limiter).
+/// [`Rate::INFINITE`] admits everything, whatever `n` and the burst.
 ///
 /// In any window of length `T` a bucket admits at most `burst + rate * T`
 /// events (plus at most a nanosecond's worth of rate: waits are truncated
@@ -97,12 +93,17 @@ use crate::{ConfigError, Denied, Limiter, Rate};
 ///
 /// # Differences from Go
 ///
+/// - **Burst 0 is rejected** with [`ConfigError::ZeroBurst`]: the
+///   workspace's rule is that a setting under which a limiter can admit
+///   nothing is a mistake to catch when the value is built. Go accepts it
+///   and then admits nothing unless the rate is infinite (`NewLimiter(Inf,
+///   0)` is its unlimited limiter); here an infinite rate needs a burst of
+///   at least 1 too, though the burst is then ignored, as in Go.
 /// - **No zero rate.** Go's `Limit(0)` is a bucket that never refills; a
 ///   [`Rate`] cannot be zero. A very slow rate (`Rate::per_second(1e-9)`)
 ///   admits the same through `allow_n`, but a reservation past the burst
 ///   is [`ok`](Reservation::ok) with a delay of years, and a wait without
 ///   a deadline sleeps that long, where Go's are not ok and fail at once.
-///   To admit nothing at run time, set the burst to 0 (below), as in Go.
 /// - **A [`Reservation`] borrows the bucket** (Go's holds a pointer): no
 ///   reference count, no allocation. To keep one across a `'static` task,
 ///   share the bucket in an `Arc` and reserve inside the task.
@@ -125,9 +126,7 @@ use crate::{ConfigError, Denied, Limiter, Rate};
 ///   the instant the tokens were due, succeeds (the tokens are spent by
 ///   then; Go picks at random between its timer and `ctx.Done()`).
 /// - **Durations saturate**: a wait too long to represent as an instant
-///   (a tiny rate) ends about a century from now instead of overflowing
-///   (or at the last instant the platform can represent, if that is
-///   sooner).
+///   (a tiny rate) ends about a century from now instead of overflowing.
 pub struct TokenBucket<C: Clock = SystemClock> {
     /// Per bucket, not global. A mutex because a reservation, its
     /// cancellation and a change of rate or burst each update several
@@ -219,14 +218,12 @@ fn signed_secs(later: Instant, earlier: Instant) -> f64 {
 
 impl TokenBucket<SystemClock> {
     /// A full bucket of `burst` tokens refilled at `rate`, on the system
-    /// clock (Go's `NewLimiter`). A burst of 0 is allowed, as in Go (see
-    /// the type's docs).
+    /// clock (Go's `NewLimiter`).
     ///
     /// # Errors
     ///
-    /// None today: every `Rate` and burst can be used. The `Result` keeps
-    /// the shape of the other limiters' constructors, whose settings can
-    /// be rejected.
+    /// [`ConfigError::ZeroBurst`] if `burst` is 0 (Go accepts it; see
+    /// "Differences from Go" on the type).
     pub fn new(rate: Rate, burst: u32) -> Result<Self, ConfigError> {
         Self::with_clock(rate, burst, SystemClock)
     }
@@ -238,8 +235,11 @@ impl<C: Clock> TokenBucket<C> {
     ///
     /// # Errors
     ///
-    /// None today; see [`new`](TokenBucket::new).
+    /// [`ConfigError::ZeroBurst`] if `burst` is 0.
     pub fn with_clock(rate: Rate, burst: u32, clock: C) -> Result<Self, ConfigError> {
+        if burst == 0 {
+            return Err(ConfigError::ZeroBurst);
+        }
         let now = clock.now();
         let state = State { rate, burst, tokens: f64::from(burst), last: now, last_event: now };
         Ok(TokenBucket { state: Mutex::new(state), clock, waiters: WaiterCap::unbounded() })
@@ -337,21 +337,22 @@ impl<C: Clock> TokenBucket<C> {
     ///
     /// # Errors
     ///
-    /// None today; see [`set_burst_at`](TokenBucket::set_burst_at).
+    /// [`ConfigError::ZeroBurst`] if `burst` is 0; nothing changes then.
     pub fn set_burst(&self, burst: u32) -> Result<(), ConfigError> {
         self.set_burst_at(self.clock.now(), burst)
     }
 
     /// Sets the burst from `now` on (Go's `SetBurstAt`): tokens refilled up
     /// to `now` stay (a smaller burst caps them from then on), and the
-    /// bucket refills up to the new burst. A burst of 0 shuts a bucket with
-    /// a finite rate: nothing more is admitted until the burst grows.
+    /// bucket refills up to the new burst.
     ///
     /// # Errors
     ///
-    /// None today: every burst can be used, 0 included (as in Go). The
-    /// `Result` keeps the shape of the other limiters' `set_burst`.
+    /// [`ConfigError::ZeroBurst`] if `burst` is 0; nothing changes then.
     pub fn set_burst_at(&self, now: Instant, burst: u32) -> Result<(), ConfigError> {
+        if burst == 0 {
+            return Err(ConfigError::ZeroBurst);
+        }
         let mut state = lock(&self.state);
         state.settle(now);
         state.burst = burst;

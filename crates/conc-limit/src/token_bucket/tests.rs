@@ -38,34 +38,13 @@ fn durations_truncate_to_the_nanosecond_and_saturate() {
 }
 
 #[test]
-fn a_zero_burst_admits_nothing_at_a_finite_rate_and_everything_at_an_infinite_one() {
-    let (clock, closed) = bucket(1.0, 0);
-    clock.advance(Duration::from_secs(60));
-    assert!(!closed.allow(), "no token ever fits in a bucket of 0");
-    assert!(closed.allow_n(0), "zero events are always admitted");
-    assert!(!closed.reserve_n(1).ok());
-    assert_eq!(closed.check_n_at(clock.now(), 1), Err(Denied::ExceedsBurst { requested: 1, burst: 0 }));
-    let mut wait = pin!(closed.wait_n(1));
-    let polled = wait.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-    assert!(matches!(polled, Poll::Ready(Err(WaitError::ExceedsBurst { requested: 1, burst: 0 }))));
-
-    let unlimited = TokenBucket::with_clock(Rate::INFINITE, 0, clock).unwrap();
-    assert!(unlimited.allow_n(1_000));
-    assert!(unlimited.reserve_n(u32::MAX).ok());
-}
-
-#[test]
-fn setting_the_burst_to_zero_shuts_the_bucket_until_it_grows() {
-    let (clock, bucket) = bucket(1.0, 2);
-    assert!(bucket.allow());
-    bucket.set_burst(0).unwrap();
-    assert_eq!(bucket.burst(), 0);
-    clock.advance(Duration::from_secs(10));
-    assert!(!bucket.allow(), "a shut bucket admits nothing, however long it rests");
-    bucket.set_burst(2).unwrap();
-    assert!(!bucket.allow(), "it refills from the moment it grows, as Go's");
-    clock.advance(Duration::from_secs(2));
-    assert!(bucket.allow_n(2));
+fn zero_burst_is_rejected_everywhere() {
+    let rate = Rate::per_second(1.0).unwrap();
+    assert_eq!(TokenBucket::new(rate, 0).unwrap_err(), ConfigError::ZeroBurst);
+    assert_eq!(TokenBucket::new(Rate::INFINITE, 0).unwrap_err(), ConfigError::ZeroBurst);
+    let (_clock, bucket) = bucket(1.0, 2);
+    assert_eq!(bucket.set_burst(0), Err(ConfigError::ZeroBurst));
+    assert_eq!(bucket.burst(), 2, "a rejected setting changes nothing");
 }
 
 #[test]

@@ -25,9 +25,7 @@ pub enum LimitError<E> {
     },
     /// The concurrency limit had no room: no permit was free in shed mode,
     /// the semaphore's `max_waiters` were already queued, or the semaphore
-    /// has a capacity of 0; or a rate limiter can admit no request at all
-    /// (a [`TokenBucket`](crate::TokenBucket) whose burst was set to 0).
-    /// An HTTP `503`.
+    /// has a capacity of 0 (an HTTP `503`).
     #[error("concurrency limit reached")]
     Saturated,
     /// The concurrency limit's semaphore was closed.
@@ -82,8 +80,8 @@ impl Reject {
     pub(super) fn denied(denied: Denied, now: Instant) -> Reject {
         match denied.wait_time_from(now) {
             Some(retry_after) => Reject::RateLimited(retry_after),
-            // A limiter that cannot admit one request at once, however long
-            // the caller waits: a token bucket shut with a burst of 0.
+            // A limiter that can never admit one request at once (a custom
+            // `Limiter`: the crate's own reject a burst of 0 when built).
             None => Reject::Saturated,
         }
     }
