@@ -9,7 +9,11 @@
 //!   shared semaphore and drops it, so callers queue and each release hands
 //!   the permit on. Each thread drives its acquire futures with the same
 //!   small park-based `block_on`, for both semaphores (tokio has no
-//!   blocking acquire).
+//!   blocking acquire). At 2 threads every operation is a park on one core
+//!   and an unpark from the other, so the figure is the OS's wake-up
+//!   latency more than the semaphore's, and it scatters several-fold
+//!   between runs of the same binary: judge contention by
+//!   `contended_tasks`.
 //!
 //! - `semaphore/contended_tasks`: the contention a service sees: 64
 //!   tasks on a multi-threaded tokio runtime (1, 2 and all cores) share
