@@ -17,7 +17,7 @@ use loom::future::block_on;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::{AcquireError, OWED, Semaphore, TryAcquireError};
+use super::{AcquireError, AcquireOwned, OWED, OwnedPermit, Semaphore, TryAcquireError};
 use crate::sync::lock;
 
 /// A waker that records that it was woken.
@@ -41,6 +41,16 @@ fn assert_at_rest(semaphore: &Semaphore, capacity: usize) {
     let queue = lock(&semaphore.queue);
     assert_eq!((queue.len(), queue.debt), (0, 0));
     assert!(queue.has_no_records(), "a failed waiter's record was left behind");
+}
+
+/// A semaphore of `capacity` with every permit held, and a waiter for all
+/// of them queued (polled once, with a waker that does nothing).
+fn full_with_a_waiter(capacity: usize) -> (Arc<Semaphore>, OwnedPermit, AcquireOwned) {
+    let semaphore = Arc::new(Semaphore::new(capacity));
+    let held = semaphore.try_acquire_owned(capacity).unwrap();
+    let mut waiting = semaphore.acquire_owned(capacity);
+    assert!(poll_once(&mut waiting, Waker::noop()).is_pending());
+    (semaphore, held, waiting)
 }
 
 #[test]
@@ -182,10 +192,7 @@ fn loom_close_racing_acquire_never_leaves_a_waiter_asleep() {
 #[test]
 fn loom_try_acquire_never_takes_a_queued_waiters_permits() {
     loom::model(|| {
-        let semaphore = Arc::new(Semaphore::new(1));
-        let held = semaphore.try_acquire_owned(1).unwrap();
-        let mut waiting = semaphore.acquire_owned(1);
-        assert!(poll_once(&mut waiting, Waker::noop()).is_pending());
+        let (semaphore, held, mut waiting) = full_with_a_waiter(1);
 
         let releaser = thread::spawn(move || drop(held));
         assert_eq!(semaphore.try_acquire(1).unwrap_err(), TryAcquireError::NoPermits);
@@ -218,10 +225,7 @@ fn loom_shrink_racing_release_and_acquire_keeps_the_count_exact() {
 #[test]
 fn loom_a_shrink_racing_a_grant_gives_the_waiter_exactly_one_outcome() {
     loom::model(|| {
-        let semaphore = Arc::new(Semaphore::new(2));
-        let held = semaphore.try_acquire_owned(2).unwrap();
-        let mut waiting = semaphore.acquire_owned(2);
-        assert!(poll_once(&mut waiting, Waker::noop()).is_pending());
+        let (semaphore, held, waiting) = full_with_a_waiter(2);
 
         // The waiter looks (without the lock, on the board) while the
         // release grants it and the shrink may fail it.
@@ -242,10 +246,7 @@ fn loom_a_shrink_racing_a_grant_gives_the_waiter_exactly_one_outcome() {
 #[test]
 fn loom_a_waiter_leaving_as_a_shrink_fails_it_leaves_no_record() {
     loom::model(|| {
-        let semaphore = Arc::new(Semaphore::new(2));
-        let held = semaphore.try_acquire_owned(2).unwrap();
-        let mut waiting = semaphore.acquire_owned(2);
-        assert!(poll_once(&mut waiting, Waker::noop()).is_pending());
+        let (semaphore, held, waiting) = full_with_a_waiter(2);
 
         let shrinker = {
             let semaphore = semaphore.clone();

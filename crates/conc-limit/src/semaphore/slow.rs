@@ -113,9 +113,9 @@ impl Semaphore {
         Ok(Some(waiting))
     }
 
-    /// The outcome of a queued waiter the board did not say was granted:
-    /// under the lock, which also gives the queue
-    /// `waker` if it is not the one it holds. A final outcome is consumed.
+    /// The outcome of a queued waiter the board did not say was granted,
+    /// under the lock; while it is still pending, the queue also gets
+    /// `waker` if it holds another one. A final outcome is consumed.
     pub(super) fn poll_queued(&self, waiting: &mut Waiting, waker: &Waker) -> Outcome {
         let (outcome, old) = {
             let mut queue = lock(&self.queue);
